@@ -1,0 +1,51 @@
+# berth — build, test and demo targets.
+#
+#   make            build bin/berth
+#   make test       install what the tests need (Debian packages, as root),
+#                   then gofmt, go vet and go test -race ./...
+#   make demo       install what the demo needs, then run scripts/demo.sh
+#   make install    copy bin/berth to $(PREFIX)/bin
+
+GO        ?= go
+PREFIX    ?= /usr/local
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+TAGS      ?=
+LDFLAGS   := -X github.com/berthsh/berth/internal/cli.version=$(VERSION) -X github.com/berthsh/berth/internal/cli.commit=$(COMMIT)
+GOTESTFLAGS ?= -race -timeout 25m
+
+.PHONY: all build install deps test vet fmt-check unit demo bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
+
+install: build
+	install -D -m 0755 bin/berth $(DESTDIR)$(PREFIX)/bin/berth
+
+# deps installs the Debian packages builds, tests and the demo use (only
+# when running as root; otherwise it says what is missing).
+deps:
+	@scripts/deps.sh
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test $(GOTESTFLAGS) ./...
+
+test: deps fmt-check vet build unit
+
+demo: deps build
+	scripts/demo.sh
+
+bench: deps build
+	bench/registry.sh
+
+clean:
+	rm -rf bin

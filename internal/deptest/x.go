@@ -1,0 +1,26 @@
+package deptest
+
+import (
+	_ "github.com/compose-spec/compose-go/v2/cli"
+	_ "github.com/distribution/distribution/v3/configuration"
+	_ "github.com/distribution/distribution/v3/registry/handlers"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	_ "github.com/google/go-containerregistry/pkg/authn"
+	_ "github.com/google/go-containerregistry/pkg/v1/remote"
+	_ "github.com/google/go-containerregistry/pkg/v1/tarball"
+	_ "github.com/google/go-containerregistry/pkg/registry"
+	_ "github.com/moby/buildkit/frontend/dockerfile/instructions"
+	_ "github.com/moby/buildkit/frontend/dockerfile/parser"
+	_ "github.com/moby/patternmatcher"
+	_ "github.com/opencontainers/cgroups/devices"
+	_ "github.com/opencontainers/runc/libcontainer"
+	_ "github.com/opencontainers/runc/libcontainer/nsenter"
+	_ "github.com/opencontainers/runc/libcontainer/specconv"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/vishvananda/netlink"
+	_ "k8s.io/api/apps/v1"
+	_ "sigs.k8s.io/yaml"
+	_ "github.com/klauspost/pgzip"
+	_ "golang.org/x/term"
+	_ "github.com/spf13/cobra"
+)
