@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/berthsh/berth/pkg/store"
 )
 
 // globals holds what every command sees: the global flags and the
@@ -94,4 +96,9 @@ func newRootCmd(g *globals) *cobra.Command {
 	)
 	addImageCommands(root, g)
 	return root
+}
+
+// openStore opens the image store under the data directory.
+func (g *globals) openStore(ctx context.Context) (*store.Store, error) {
+	return store.Open(ctx, filepath.Join(g.Root, "images"))
 }
