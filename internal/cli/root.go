@@ -93,6 +93,7 @@ func newRootCmd(g *globals) *cobra.Command {
 
 	root.AddCommand(
 		newVersionCmd(g),
+		newRegistryCmd(g),
 	)
 	addImageCommands(root, g)
 	return root
