@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== 1. a Python base image from Debian packages"
-base="$CACHE/demo-python.tar.gz"
+base="$CACHE/demo-python.tar.gz"  # built once, reused
 mkdir -p "$CACHE"
 if [ ! -s "$base" ]; then
 	scripts/mkbase.sh --variant python "$base"

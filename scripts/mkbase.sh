@@ -294,15 +294,18 @@ if [ "$tool" = mmdebstrap ]; then
 	args+=(--customize-hook="$(declare -f clean_rootfs); clean_rootfs \"\$1\"")
 	# mmdebstrap writes device nodes into ./dev; mmtarfilter drops them and
 	# keeps the empty ./dev directory.
-	mmdebstrap "${args[@]}" "$suite" - "$source_line" |
+	if ! mmdebstrap "${args[@]}" "$suite" - "$source_line" |
 		mmtarfilter --path-exclude='/dev/*' |
-		"${gz[@]}" >"$tmp"
+		"${gz[@]}" >"$tmp"; then
+		die "mmdebstrap failed (exit statuses ${PIPESTATUS[*]}); see the messages above (mirror $mirror)"
+	fi
 else
 	workdir=$(mktemp -d "${TMPDIR:-/tmp}/mkbase.XXXXXX")
 	keyopt=()
 	[ -r "$keyring" ] && keyopt=(--keyring="$keyring")
 	debootstrap --variant=minbase --include="$include" "${keyopt[@]}" \
-		"$suite" "$workdir/root" "$mirror" >&2
+		"$suite" "$workdir/root" "$mirror" >&2 ||
+		die "debootstrap failed; see the messages above (and $workdir/root/debootstrap/debootstrap.log)"
 	log "cleaning root filesystem"
 	clean_rootfs "$workdir/root"
 	find "$workdir/root/dev" -mindepth 1 -delete
@@ -310,7 +313,7 @@ else
 	tar -C "$workdir/root" --sort=name --mtime="@$SOURCE_DATE_EPOCH" --clamp-mtime \
 		--numeric-owner --one-file-system --format=pax --xattrs \
 		--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
-		-c . | "${gz[@]}" >"$tmp"
+		-c . | "${gz[@]}" >"$tmp" || die "packing the root filesystem failed"
 	rm -rf --one-file-system -- "$workdir"
 	workdir=
 fi
