@@ -7,4 +7,8 @@ import "github.com/spf13/cobra"
 func addImageCommands(root *cobra.Command, g *globals) {
 	image := &cobra.Command{Use: "image", Short: "Manage images"}
 	root.AddCommand(image)
+	addLocalImageCommands(root, image, g)
+	addArchiveCommands(root, image, g)
+	addRegistryClientCommands(root, image, g)
+	root.AddCommand(newSystemCmd(g))
 }
