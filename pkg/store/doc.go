@@ -27,6 +27,6 @@
 //     content hold a shared flock on gc.lock from their first blob until
 //     the name is recorded; garbage collection takes it exclusively, so it
 //     never deletes a blob an unfinished pull or load is about to reference.
-//   - Leftovers of killed writers (files in ingest/, blobs no name reaches)
-//     are harmless and are removed by GC.
+//   - Leftovers of killed writers (files in ingest/, temporary index files,
+//     blobs no name reaches) are harmless and are removed by GC.
 package store

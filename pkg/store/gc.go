@@ -80,6 +80,17 @@ func (s *Store) gcLocked(ctx context.Context) (GCResult, error) {
 		}
 		os.RemoveAll(s.path(ingestDir, e.Name()))
 	}
+	// Temporary index files of killed writers. Every writer of one holds
+	// the index lock, so under it they are all abandoned.
+	il, err := lockFile(ctx, s.path(indexLock), true)
+	if err != nil {
+		return res, err
+	}
+	defer il.unlock()
+	tmps, _ := filepath.Glob(s.path("." + indexFile + ".tmp-*"))
+	for _, f := range tmps {
+		os.Remove(f)
+	}
 	return res, nil
 }
 

@@ -56,6 +56,11 @@ func (s *Store) readIndex() (*v1.IndexManifest, error) {
 	if err := json.Unmarshal(b, &idx); err != nil {
 		return nil, fmt.Errorf("read index %s: %v: %w", s.path(indexFile), err, errdefs.ErrDataCorrupt)
 	}
+	// JSON such as "null" or "{}" parses as an empty index; taking it for
+	// one would let GC delete every blob.
+	if idx.SchemaVersion != 2 {
+		return nil, fmt.Errorf("read index %s: schemaVersion %d, want 2: %w", s.path(indexFile), idx.SchemaVersion, errdefs.ErrDataCorrupt)
+	}
 	return &idx, nil
 }
 
