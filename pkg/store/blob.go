@@ -208,7 +208,9 @@ func (s *Store) WriteBlob(ctx context.Context, r io.Reader, want v1.Hash, size i
 	if err := checkDigest(want); err != nil {
 		return BlobInfo{}, err
 	}
-	if info, err := s.BlobInfo(ctx, want); err == nil {
+	// A blob already present is trusted when its size matches; a truncated
+	// one (found by Verify) is written again, so a new pull repairs it.
+	if info, err := s.BlobInfo(ctx, want); err == nil && (size < 0 || info.Size == size) {
 		return info, nil
 	}
 	w, err := s.NewWriter(ctx)

@@ -281,7 +281,7 @@ func (s *Store) WriteImage(ctx context.Context, img v1.Image, opts WriteOptions)
 }
 
 func (s *Store) writeLayer(ctx context.Context, img v1.Image, ld v1.Descriptor, report func(Progress)) error {
-	if s.HasBlob(ctx, ld.Digest) {
+	if info, err := s.BlobInfo(ctx, ld.Digest); err == nil && info.Size == ld.Size {
 		report(Progress{Digest: ld.Digest, Kind: "layer", Complete: ld.Size, Total: ld.Size, Exists: true, Done: true})
 		return nil
 	}

@@ -47,6 +47,26 @@ type Image struct {
 // Digest is the manifest digest.
 func (i Image) Digest() v1.Hash { return i.Manifest.Digest }
 
+// inRepository reports whether the image has a name or a repo digest in
+// the repository repo, or has no name at all (a digest then finds it, as
+// docker finds "repo@digest" for an image it pulled by digest).
+func (i Image) inRepository(repo string) bool {
+	if len(i.Names) == 0 && len(i.RepoDigests) == 0 {
+		return true
+	}
+	for _, n := range i.Names {
+		if n.Repository() == repo {
+			return true
+		}
+	}
+	for _, rd := range i.RepoDigests {
+		if strings.HasPrefix(rd, repo+"@") {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *Store) readIndex() (*v1.IndexManifest, error) {
 	b, err := os.ReadFile(s.path(indexFile))
 	if err != nil {
@@ -184,7 +204,7 @@ func (s *Store) resolve(ctx context.Context, imgs []Image, nameOrID string) (Ima
 		}
 		if d := ref.Digest(); d != "" {
 			for _, img := range imgs {
-				if img.Manifest.Digest.String() == d {
+				if img.Manifest.Digest.String() == d && img.inRepository(ref.Repository()) {
 					return img, nil
 				}
 				for _, rd := range img.RepoDigests {

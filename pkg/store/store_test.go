@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -68,5 +69,56 @@ func TestWriteTagRemove(t *testing.T) {
 	rep, err := s.Verify(ctx)
 	if err != nil || len(rep.Problems) != 0 {
 		t.Fatalf("Verify: %+v %v", rep, err)
+	}
+}
+
+func TestRewriteRepairsTruncatedLayer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := random.Image(4096, 2)
+	if _, err := s.WriteImage(ctx, img, WriteOptions{Names: []reference.Reference{mustRef(t, "app:v1")}}); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	p := s.blobPath(d)
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 10); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := s.Verify(ctx); len(rep.Problems) != 1 {
+		t.Fatalf("Verify after truncation: %+v", rep)
+	}
+	if _, err := s.WriteImage(ctx, img, WriteOptions{Names: []reference.Reference{mustRef(t, "app:v1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := s.Verify(ctx); len(rep.Problems) != 0 {
+		t.Fatalf("Verify after rewrite: %+v", rep.Problems)
+	}
+}
+
+func TestGetByDigestChecksRepository(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := random.Image(512, 1)
+	if _, err := s.WriteImage(ctx, img, WriteOptions{Names: []reference.Reference{mustRef(t, "app:v1")}}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	if _, err := s.Get(ctx, "app@"+d.String()); err != nil {
+		t.Fatalf("same repository: %v", err)
+	}
+	if _, err := s.Get(ctx, "other@"+d.String()); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("other repository: %v, want not found", err)
 	}
 }
