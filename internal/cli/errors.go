@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/berthsh/berth/pkg/errdefs"
 )
@@ -52,13 +53,33 @@ func hint(err error) string {
 	case errors.Is(err, errdefs.ErrUnauthorized):
 		return "check the credentials for this registry with 'berth login REGISTRY'"
 	case errors.Is(err, errdefs.ErrUnavailable):
-		return "check the registry address and that it is running; for a plain-HTTP registry use --insecure"
+		return "check the registry address and that it is running (a plain-HTTP registry not on loopback also needs --insecure)"
 	case errors.Is(err, errdefs.ErrPermission):
 		return "run berth as root, or point --root at a directory you own"
 	case errors.Is(err, errdefs.ErrDataCorrupt):
 		return "the content was rejected and nothing was stored; retry, and run 'berth image verify' if it persists"
 	}
 	return ""
+}
+
+// kinds are the errdefs sentinels whose text message() drops.
+var kinds = []error{
+	errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument,
+	errdefs.ErrConflict, errdefs.ErrUnauthorized, errdefs.ErrUnavailable,
+	errdefs.ErrDataCorrupt, errdefs.ErrNotImplemented, errdefs.ErrPermission,
+}
+
+// message is err's text without the trailing name of its kind: packages
+// wrap a sentinel last ("no such image: x: not found") so errors.Is works,
+// but the user needs only the sentence before it.
+func message(err error) string {
+	msg := err.Error()
+	for _, k := range kinds {
+		if errors.Is(err, k) {
+			msg = strings.TrimSuffix(msg, ": "+k.Error())
+		}
+	}
+	return msg
 }
 
 // reportError prints err (and a hint) to w and returns the exit code for it.
@@ -75,7 +96,7 @@ func reportError(w io.Writer, err error) int {
 		fmt.Fprintln(w, "Error: interrupted")
 		return 130
 	}
-	fmt.Fprintln(w, "Error:", err)
+	fmt.Fprintln(w, "Error:", message(err))
 	if h := hint(err); h != "" {
 		fmt.Fprintln(w, "Hint:", h)
 	}
