@@ -8,6 +8,7 @@ pkgs=(
   iptables nftables iproute2               # container networking
   mmdebstrap debootstrap                   # base images from Debian packages
   docker-registry skopeo umoci             # peers for interoperability tests
+  docker.io busybox-static                 # test/interop: private dockerd, tiny rootfs
   curl ca-certificates
 )
 
