@@ -94,6 +94,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(g),
 		newRegistryCmd(g),
+		newVolumeCmd(g),
 	)
 	addImageCommands(root, g)
 	return root
