@@ -1,0 +1,17 @@
+package main
+
+import (
+	// The C part of libcontainer's init: it joins the container's
+	// namespaces before the Go runtime starts when berth is re-executed
+	// as a container's init.
+	_ "github.com/opencontainers/runc/libcontainer/nsenter"
+
+	berthruntime "github.com/berthsh/berth/pkg/runtime"
+)
+
+// init runs before main and before anything else berth sets up: when
+// libcontainer re-executes berth ("/proc/self/exe init") to become a
+// container's init, InitIfRequested never returns.
+func init() {
+	berthruntime.InitIfRequested()
+}
