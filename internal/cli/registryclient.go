@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/berthsh/berth/pkg/reference"
 	"github.com/berthsh/berth/pkg/registry"
+	"github.com/berthsh/berth/pkg/store"
 )
 
 // addRegistryClientCommands adds pull, push, login and logout, and the
@@ -105,22 +107,32 @@ func runPull(cmd *cobra.Command, g *globals, f pullFlags, arg string) error {
 		if bare, err := reference.ParseRepository(arg); err == nil && bare.Tag() == "" && bare.Digest() == "" {
 			fmt.Fprintf(g.Out, "Using default tag: %s\n", reference.DefaultTag)
 		}
-		what := ref.Tag()
-		if d := ref.Digest(); d != "" {
-			what = d
-		}
-		fmt.Fprintf(g.Out, "%s: Pulling from %s\n", what, ref.Path())
+	}
+	// Like docker, say "Pulling from" only once the registry answered.
+	var announce sync.Once
+	pullingFrom := func() {
+		announce.Do(func() {
+			if f.quiet {
+				return
+			}
+			what := ref.Tag()
+			if d := ref.Digest(); d != "" {
+				what = d
+			}
+			fmt.Fprintf(g.Out, "%s: Pulling from %s\n", what, ref.Path())
+		})
 	}
 	pp := newProgressPrinter(g.Out, "Pulling", f.quiet)
 	res, err := registry.Pull(ctx, s, ref, registry.PullOptions{
 		Platform: platform,
 		Insecure: f.insecure,
-		Progress: pp.Update,
+		Progress: func(p store.Progress) { pullingFrom(); pp.Update(p) },
 	})
 	pp.Close()
 	if err != nil {
 		return err
 	}
+	pullingFrom()
 	if !f.quiet {
 		fmt.Fprintf(g.Out, "Digest: %s\n", res.Digest)
 		if res.UpToDate {
