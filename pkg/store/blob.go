@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 )
 
@@ -251,11 +252,11 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
 
 // Lease is held by a writer of new content from its first blob until the
 // content is referenced from index.json. While any lease is held, GC waits.
-type Lease struct{ l *fileLock }
+type Lease struct{ l *flock.Lock }
 
 // Lease takes a write lease on the store.
 func (s *Store) Lease(ctx context.Context) (*Lease, error) {
-	l, err := lockFile(ctx, s.path(gcLock), false)
+	l, err := flock.Acquire(ctx, s.path(gcLock), false)
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +266,6 @@ func (s *Store) Lease(ctx context.Context) (*Lease, error) {
 // Release ends the lease.
 func (l *Lease) Release() {
 	if l != nil {
-		l.l.unlock()
+		l.l.Unlock()
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/berthsh/berth/internal/atomicfile"
+	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 )
 
@@ -22,22 +24,22 @@ type GCResult struct {
 // GC removes every blob no image in index.json reaches, and abandoned
 // partial writes. It waits for writers holding a lease to finish.
 func (s *Store) GC(ctx context.Context) (GCResult, error) {
-	l, err := lockFile(ctx, s.path(gcLock), true)
+	l, err := flock.Acquire(ctx, s.path(gcLock), true)
 	if err != nil {
 		return GCResult{}, err
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	return s.gcLocked(ctx)
 }
 
 // tryGC collects garbage if no writer is active, and otherwise leaves it to
 // a later GC.
 func (s *Store) tryGC(ctx context.Context) (GCResult, error) {
-	l, err := tryLockFile(s.path(gcLock), true)
+	l, err := flock.TryAcquire(s.path(gcLock), true)
 	if err != nil || l == nil {
 		return GCResult{}, err
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	return s.gcLocked(ctx)
 }
 
@@ -82,12 +84,12 @@ func (s *Store) gcLocked(ctx context.Context) (GCResult, error) {
 	}
 	// Temporary index files of killed writers. Every writer of one holds
 	// the index lock, so under it they are all abandoned.
-	il, err := lockFile(ctx, s.path(indexLock), true)
+	il, err := flock.Acquire(ctx, s.path(indexLock), true)
 	if err != nil {
 		return res, err
 	}
-	defer il.unlock()
-	tmps, _ := filepath.Glob(s.path("." + indexFile + ".tmp-*"))
+	defer il.Unlock()
+	tmps, _ := filepath.Glob(atomicfile.TempPattern(s.path(indexFile)))
 	for _, f := range tmps {
 		os.Remove(f)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/berthsh/berth/internal/atomicfile"
 	"github.com/berthsh/berth/pkg/errdefs"
 	"github.com/berthsh/berth/pkg/reference"
 )
@@ -247,7 +248,7 @@ func (s *Store) WriteImage(ctx context.Context, img v1.Image, opts WriteOptions)
 		return Image{}, fmt.Errorf("manifest %s: %w", mdigest, err)
 	}
 	report(Progress{Digest: mdigest, Kind: "manifest", Complete: int64(len(raw)), Total: int64(len(raw)), Done: true})
-	if err := syncDir(s.path(blobsDir, "sha256")); err != nil {
+	if err := atomicfile.SyncDir(s.path(blobsDir, "sha256")); err != nil {
 		return Image{}, fmt.Errorf("sync blobs: %w", err)
 	}
 

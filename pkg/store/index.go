@@ -12,6 +12,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/berthsh/berth/internal/atomicfile"
+	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 	"github.com/berthsh/berth/pkg/reference"
 )
@@ -99,17 +101,17 @@ func (s *Store) writeIndex(idx *v1.IndexManifest) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path(indexFile), append(b, '\n'))
+	return atomicfile.WriteFile(s.path(indexFile), append(b, '\n'), 0o644)
 }
 
 // updateIndex runs fn on index.json under the index lock and writes the
 // result if fn returns nil.
 func (s *Store) updateIndex(ctx context.Context, fn func(idx *v1.IndexManifest) error) error {
-	l, err := lockFile(ctx, s.path(indexLock), true)
+	l, err := flock.Acquire(ctx, s.path(indexLock), true)
 	if err != nil {
 		return err
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	idx, err := s.readIndex()
 	if err != nil {
 		return err

@@ -10,6 +10,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/berthsh/berth/internal/atomicfile"
+	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 )
 
@@ -40,21 +42,21 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, layoutFile)); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(filepath.Join(dir, layoutFile), []byte(layoutValue)); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, layoutFile), []byte(layoutValue), 0o644); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", dir, classifyFSError(err))
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, classifyFSError(err))
 	}
 	if _, err := os.Stat(filepath.Join(dir, indexFile)); errors.Is(err, fs.ErrNotExist) {
-		l, err := lockFile(ctx, s.path(indexLock), true)
+		l, err := flock.Acquire(ctx, s.path(indexLock), true)
 		if err != nil {
 			return nil, err
 		}
 		if _, err := os.Stat(filepath.Join(dir, indexFile)); errors.Is(err, fs.ErrNotExist) {
 			err = s.writeIndex(&v1.IndexManifest{SchemaVersion: 2, MediaType: indexMediaType})
 		}
-		l.unlock()
+		l.Unlock()
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", dir, classifyFSError(err))
 		}
@@ -76,53 +78,15 @@ func (s *Store) blobPath(h v1.Hash) string {
 
 // cleanIngest removes abandoned partial writes if no writer holds gc.lock.
 func (s *Store) cleanIngest() {
-	l, err := tryLockFile(s.path(gcLock), true)
+	l, err := flock.TryAcquire(s.path(gcLock), true)
 	if err != nil || l == nil {
 		return
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	entries, _ := os.ReadDir(s.path(ingestDir))
 	for _, e := range entries {
 		os.RemoveAll(s.path(ingestDir, e.Name()))
 	}
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, fsyncs it, renames it into place and fsyncs the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // classifyFSError marks permission and space errors so the CLI can say
