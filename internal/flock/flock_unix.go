@@ -87,3 +87,13 @@ func (l *Lock) Unlock() {
 
 // File is the locked file (to keep it open across exec, for example).
 func (l *Lock) File() *os.File { return l.f }
+
+// IsAt reports whether the locked file is still the one at path: it was
+// not renamed away or replaced while the lock was awaited.
+func (l *Lock) IsAt(path string) bool {
+	var held, now unix.Stat_t
+	if l == nil || l.f == nil || unix.Fstat(int(l.f.Fd()), &held) != nil || unix.Lstat(path, &now) != nil {
+		return false
+	}
+	return held.Dev == now.Dev && held.Ino == now.Ino
+}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthsh/berth/internal/atomicfile"
+	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 )
 
@@ -264,7 +266,7 @@ func (m *Manager) Remove(ctx context.Context, nameOrID string) error {
 		if err := os.Remove(m.path(n.ID)); err != nil {
 			return fmt.Errorf("remove network %s: %w", n.Name, err)
 		}
-		return syncDir(m.dir)
+		return atomicfile.SyncDir(m.dir)
 	})
 }
 
@@ -383,7 +385,7 @@ func (m *Manager) write(st *state) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(m.path(st.Network.ID), data); err != nil {
+	if err := atomicfile.WriteFile(m.path(st.Network.ID), data, 0o600); err != nil {
 		return fmt.Errorf("write network %s: %w", st.Network.Name, err)
 	}
 	return nil
@@ -403,40 +405,12 @@ func newID(all []Network) (string, error) {
 	}
 }
 
-// writeFileAtomic writes data to path through a temporary file, fsync and
-// rename, then syncs the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+// lockFile takes an exclusive flock on path (created if missing), waiting
+// until it is free or ctx ends.
+func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+	l, err := flock.Acquire(ctx, path, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o600)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return l.Unlock, nil
 }

@@ -56,8 +56,8 @@ func (s *Store) Seed(ctx context.Context, name, src string) (seeded bool, err er
 	if err != nil {
 		return false, fmt.Errorf("seed volume %s: %w", name, err)
 	}
-	defer l.unlock()
-	if !l.isAt(volDir) {
+	defer l.Unlock()
+	if !l.IsAt(volDir) {
 		return false, noSuchVolume(name) // removed while we waited
 	}
 	v, err := s.load(name)

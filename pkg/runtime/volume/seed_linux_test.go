@@ -294,7 +294,7 @@ func TestRemoveWaitsForSeed(t *testing.T) {
 		t.Fatalf("Remove finished (%v) while the volume was locked by a Seed", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	held.unlock()
+	held.Unlock()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,10 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/berthsh/berth/internal/atomicfile"
+	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 )
 
@@ -138,13 +142,13 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	l, err := tryLockPath(s.path(lockName))
+	l, err := flock.TryAcquire(s.path(lockName), true)
 	if err != nil {
 		return nil, fmt.Errorf("open volume store: %w", err)
 	}
 	if l != nil {
 		s.cleanLeftovers()
-		l.unlock()
+		l.Unlock()
 	}
 	return s, nil
 }
@@ -167,8 +171,8 @@ func (s *Store) cleanLeftovers() {
 	}
 }
 
-func (s *Store) lock(ctx context.Context) (*fileLock, error) {
-	return lockPath(ctx, s.path(lockName))
+func (s *Store) lock(ctx context.Context) (*flock.Lock, error) {
+	return flock.Acquire(ctx, s.path(lockName), true)
 }
 
 func noSuchVolume(name string) error {
@@ -196,7 +200,7 @@ func (s *Store) Create(ctx context.Context, name string, opts CreateOptions) (Vo
 	if err != nil {
 		return Volume{}, fmt.Errorf("create %s: %w", name, err)
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	s.cleanLeftovers()
 
 	existing, err := s.load(name)
@@ -257,13 +261,13 @@ func (s *Store) build(v Volume) (err error) {
 	if err := writeMeta(filepath.Join(tmp, metaFile), v); err != nil {
 		return err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, s.path(v.Name)); err != nil {
 		return err
 	}
-	return syncDir(s.dir)
+	return atomicfile.SyncDir(s.dir)
 }
 
 // validateOpts checks the local driver's options as docker does.
@@ -399,7 +403,7 @@ func (s *Store) Remove(ctx context.Context, name string, opts RemoveOptions) err
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	if _, err := os.Stat(s.path(name, metaFile)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			if opts.Force {
@@ -422,12 +426,12 @@ func (s *Store) removeLocked(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
-	defer vl.unlock()
+	defer vl.Unlock()
 	gone := s.path(rmPrefix + name + "-" + randomName()[:12])
 	if err := os.Rename(s.path(name), gone); err != nil {
 		return fmt.Errorf("remove %s: %w", name, classifyFSError(err))
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	if err := os.RemoveAll(gone); err != nil {
@@ -450,7 +454,7 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (removed []string,
 	if err != nil {
 		return nil, 0, fmt.Errorf("prune volumes: %w", err)
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	s.cleanLeftovers()
 	all, err := s.all(ctx)
 	if err != nil {
@@ -542,45 +546,7 @@ func writeMeta(path string, v Volume) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, fsyncs it, renames it into place and fsyncs the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // classifyFSError marks permission errors so the CLI can say what to do.
@@ -589,4 +555,14 @@ func classifyFSError(err error) error {
 		return fmt.Errorf("%w: %w", err, errdefs.ErrPermission)
 	}
 	return err
+}
+
+// lockDir takes an exclusive lock on the existing directory path (not
+// following a symlink), waiting until ctx is done.
+func lockDir(ctx context.Context, path string) (*flock.Lock, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s: %w", path, classifyFSError(err))
+	}
+	return flock.AcquireFile(ctx, f, true)
 }

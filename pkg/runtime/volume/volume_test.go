@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 )
 
@@ -447,7 +448,7 @@ func TestLeftovers(t *testing.T) {
 	}
 
 	// Another process holds the lock: Open leaves the leftovers alone.
-	held, err := lockPath(ctx, filepath.Join(dir, lockName))
+	held, err := flock.Acquire(ctx, filepath.Join(dir, lockName), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +458,7 @@ func TestLeftovers(t *testing.T) {
 	if got := len(volumeDirs(t, s)); got != 2 {
 		t.Errorf("Open removed leftovers while the store was locked: %d left", got)
 	}
-	held.unlock()
+	held.Unlock()
 
 	if _, err := Open(ctx, dir); err != nil {
 		t.Fatal(err)
