@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -26,8 +27,14 @@ const (
 	// DefaultNetwork is the name of the network containers join when they
 	// name none.
 	DefaultNetwork = "bridge"
-	// DefaultBridge is the interface name of the default network's bridge.
+	// DefaultBridge is the interface name of the default network's bridge
+	// for the default data directory (DefaultStateDir). Another data
+	// directory gets its own default bridge, "berth-" and a hash of the
+	// directory, so two roots never share (and re-address) one bridge.
 	DefaultBridge = "berth0"
+	// DefaultStateDir is the network state directory of berth's default
+	// data directory (/var/lib/berth).
+	DefaultStateDir = "/var/lib/berth/networks"
 	// DriverBridge is the only driver.
 	DriverBridge = "bridge"
 
@@ -136,6 +143,8 @@ type Manager struct {
 	dir string
 	// routes lists the host's IPv4 route destinations; replaced in tests.
 	routes func() ([]netip.Prefix, error)
+	// defaultBridge is the bridge name of this directory's default network.
+	defaultBridge string
 }
 
 // New returns a Manager keeping its state in dir (created if missing).
@@ -143,7 +152,44 @@ func New(dir string) (*Manager, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("network state directory: %w", err)
 	}
-	return &Manager{dir: dir, routes: hostRoutes}, nil
+	return &Manager{dir: dir, routes: hostRoutes, defaultBridge: defaultBridgeFor(dir)}, nil
+}
+
+// defaultBridgeFor names the default network's bridge for a state dir.
+func defaultBridgeFor(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err == nil && filepath.Clean(abs) == DefaultStateDir {
+		return DefaultBridge
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return bridgePrefix + hex.EncodeToString(sum[:])[:9]
+}
+
+// RemoveAll removes every network of this state directory, the default
+// one included, with its bridge and firewall state. It fails with
+// errdefs.ErrConflict while containers are attached to any of them. It is
+// for tearing down a whole data directory (tests, "system reset").
+func (m *Manager) RemoveAll(ctx context.Context) error {
+	return m.locked(ctx, func() error {
+		all, err := m.readAll()
+		if err != nil {
+			return err
+		}
+		for _, st := range all {
+			if len(st.Endpoints) > 0 {
+				return fmt.Errorf("network %s has active endpoints: %w", st.Network.Name, errdefs.ErrConflict)
+			}
+		}
+		for _, st := range all {
+			if err := teardownNetwork(ctx, st.Network); err != nil {
+				return fmt.Errorf("remove network %s: %w", st.Network.Name, err)
+			}
+			if err := os.Remove(m.path(st.Network.ID)); err != nil {
+				return fmt.Errorf("remove network %s: %w", st.Network.Name, err)
+			}
+		}
+		return atomicfile.SyncDir(m.dir)
+	})
 }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
@@ -180,7 +226,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (Network, erro
 		}
 		bridge := bridgePrefix + id[:9]
 		if opts.Name == DefaultNetwork {
-			bridge = DefaultBridge
+			bridge = m.defaultBridge
 		}
 		n = Network{
 			Name: opts.Name, ID: id, Driver: opts.Driver,
