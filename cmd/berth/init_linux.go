@@ -11,7 +11,10 @@ import (
 
 // init runs before main and before anything else berth sets up: when
 // libcontainer re-executes berth ("/proc/self/exe init") to become a
-// container's init, InitIfRequested never returns.
+// container's init, InitIfRequested never returns; when berth is
+// re-executed as a container's supervisor ("berth __supervise ...", a
+// hidden mode cobra never sees), SuperviseIfRequested never returns.
 func init() {
 	berthruntime.InitIfRequested()
+	berthruntime.SuperviseIfRequested()
 }

@@ -85,6 +85,14 @@ func message(err error) string {
 // reportError prints err (and a hint) to w and returns the exit code for it.
 // It is the one place that maps error kinds to exit codes.
 func reportError(w io.Writer, err error) int {
+	var re runError
+	if errors.As(err, &re) {
+		fmt.Fprintln(w, "Error:", message(err))
+		if h := hint(err); h != "" {
+			fmt.Fprintln(w, "Hint:", h)
+		}
+		return re.code
+	}
 	var ec exitCodeError
 	if errors.As(err, &ec) {
 		if ec.msg != "" {

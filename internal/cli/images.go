@@ -377,10 +377,14 @@ of the image, which needs --force when the names are in several repositories.`,
 			if err != nil {
 				return err
 			}
+			inUse, err := imageInUse(ctx, g, st)
+			if err != nil {
+				return err
+			}
 			var msgs []string
 			fatal := false
 			for _, name := range args {
-				res, err := st.Remove(ctx, name, store.RemoveOptions{Force: force})
+				res, err := st.Remove(ctx, name, store.RemoveOptions{Force: force, InUse: inUse})
 				for _, u := range res.Untagged {
 					fmt.Fprintln(g.Out, "Untagged:", u)
 				}
@@ -464,7 +468,11 @@ no container uses, and then the blobs nothing references any more.`,
 					names[s.ID] = append(names[s.ID], store.FamiliarRepoDigest(rd))
 				}
 			}
-			res, err := st.Prune(ctx, store.PruneOptions{All: all})
+			inUse, err := imageInUse(ctx, g, st)
+			if err != nil {
+				return err
+			}
+			res, err := st.Prune(ctx, store.PruneOptions{All: all, InUse: inUse})
 			if len(res.Deleted) > 0 {
 				fmt.Fprintln(g.Out, "Deleted Images:")
 				for _, id := range res.Deleted {

@@ -28,6 +28,7 @@ type inspector struct {
 // them for a name.
 func objectInspectors(ctx context.Context, g *globals) []inspector {
 	return []inspector{
+		{typ: "container", get: containerInspector(ctx, g)},
 		{typ: "image", get: imageInspector(ctx, g)},
 	}
 }
@@ -117,7 +118,7 @@ fields are the JSON keys ({{.Id}}, {{.Config.Cmd}}, {{json .Config}}).`,
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format the output with a Go template, or json")
-	cmd.Flags().StringVar(&typ, "type", "", "only inspect objects of the given type (image)")
+	cmd.Flags().StringVar(&typ, "type", "", "only inspect objects of the given type (container, image)")
 	return cmd
 }
 

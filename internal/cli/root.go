@@ -95,8 +95,11 @@ func newRootCmd(g *globals) *cobra.Command {
 		newVersionCmd(g),
 		newRegistryCmd(g),
 		newVolumeCmd(g),
+		newNetworkCmd(g),
+		newBuildCmd(g),
 	)
 	addImageCommands(root, g)
+	addContainerCommands(root, g)
 	return root
 }
 

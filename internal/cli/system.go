@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
+	"github.com/berthsh/berth/pkg/runtime"
 	"github.com/berthsh/berth/pkg/store"
 )
 
@@ -80,7 +83,11 @@ func diskUsageSections(ctx context.Context, g *globals, trunc bool) ([]diskUsage
 	if err != nil {
 		return nil, err
 	}
-	return []diskUsageSection{images, containersDiskUsage(), volumesDiskUsage(), buildCacheDiskUsage()}, nil
+	containers, err := containersDiskUsage(ctx, g, trunc)
+	if err != nil {
+		return nil, err
+	}
+	return []diskUsageSection{images, containers, volumesDiskUsage(), buildCacheDiskUsage()}, nil
 }
 
 const diskUsageImagesTable = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}"
@@ -90,7 +97,11 @@ func imagesDiskUsage(ctx context.Context, g *globals, trunc bool) (diskUsageSect
 	if err != nil {
 		return diskUsageSection{}, err
 	}
-	du, err := st.DiskUsage(ctx, store.DiskUsageOptions{})
+	perImage, err := imageContainers(ctx, g, st)
+	if err != nil {
+		return diskUsageSection{}, err
+	}
+	du, err := st.DiskUsage(ctx, store.DiskUsageOptions{Containers: perImage})
 	if err != nil {
 		return diskUsageSection{}, err
 	}
@@ -122,11 +133,11 @@ func imagesDiskUsage(ctx context.Context, g *globals, trunc bool) (diskUsageSect
 	return sec, nil
 }
 
-// containersDiskUsage is the Containers section; berth has no containers
-// in its store yet, so it is empty.
-func containersDiskUsage() diskUsageSection {
-	return diskUsageSection{
-		Row:     newDiskUsageRow("Containers", 0, 0, 0, 0),
+// containersDiskUsage is the Containers section: every container, the
+// running ones active, sized by their writable layer; what stopped ones
+// use is reclaimable (container prune).
+func containersDiskUsage(ctx context.Context, g *globals, trunc bool) (diskUsageSection, error) {
+	sec := diskUsageSection{
 		Key:     "Containers",
 		Heading: "Containers space usage:",
 		Table: listFormat{
@@ -136,6 +147,38 @@ func containersDiskUsage() diskUsageSection {
 		},
 		Items: []any{},
 	}
+	var cs []runtime.Container
+	st, err := g.openStore(ctx)
+	if err != nil {
+		return sec, err
+	}
+	m, err := g.openManagerIfAny(ctx, st)
+	if err != nil {
+		return sec, err
+	}
+	if m != nil {
+		if cs, err = m.List(ctx, runtime.ListOptions{All: true}); err != nil {
+			return sec, err
+		}
+	}
+	var size, reclaimable int64
+	active := 0
+	r := &commandResolver{ctx: ctx, st: st}
+	now := time.Now()
+	for _, c := range cs {
+		n := dirSize(filepath.Join(c.Dir, runtime.UpperDir))
+		size += n
+		if c.State.Running {
+			active++
+		} else {
+			reclaimable += n
+		}
+		row := newPsRow(c, r, trunc, false, now)
+		row.Size = units.HumanSizeWithPrecision(float64(n), 3)
+		sec.Items = append(sec.Items, row)
+	}
+	sec.Row = newDiskUsageRow("Containers", len(cs), active, size, reclaimable)
+	return sec, nil
 }
 
 // volumesDiskUsage is the Local Volumes section (empty until berth has

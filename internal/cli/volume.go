@@ -23,13 +23,25 @@ func (g *globals) openVolumes(ctx context.Context) (*volume.Store, error) {
 
 // volumeUsers is the hook that tells the volume commands which containers
 // use a volume: rm and prune refuse to delete a volume in use, and
-// "ls --filter dangling=…" relies on it.
-//
-// TODO(containers): load the containers under g.Root and return a function
-// mapping a volume name to the IDs of the containers (running or not) that
-// mount it. Until containers exist no volume is in use.
+// "ls --filter dangling=…" relies on it. It maps a volume name to the IDs
+// of the containers (running or not) that mount it.
 func volumeUsers(ctx context.Context, g *globals) (volume.InUseFunc, error) {
-	return func(string) []string { return nil }, nil
+	st, err := g.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := g.openManagerIfAny(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return func(string) []string { return nil }, nil
+	}
+	users, err := m.VolumeUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func(name string) []string { return users[name] }, nil
 }
 
 // noSuchVolume turns a "not found" error for name into docker's message;

@@ -34,13 +34,28 @@
 // Other processes Load the container to Signal, Pause, Resume, Exec in
 // or Destroy it.
 //
+// # Managed containers
+//
+// Manager does all of the above for docker-style containers, without a
+// daemon. Create records ROOT/containers/<id>/config.json and state.json;
+// Start re-executes the binary as the container's supervisor ("berth
+// __supervise", detached in its own session), which holds
+// supervisor.lock (flock) for its whole life, prepares the environment
+// (PrepareEnvironment), runs the container, writes its output to the
+// json-file log, records exits, applies the restart policy and answers
+// supervisor.sock (attach, wait, stop, kill, exec, resize). Every read
+// (Get, List) checks that lock: a container whose supervisor died is
+// marked exited and cleaned up. libcontainer's state of the containers of
+// one root is in /run/berth/runc/<hash of ROOT>.
+//
 // # Re-exec init
 //
 // libcontainer starts a container by running /proc/self/exe with the
 // single argument "init". Every binary that calls Create or Exec — berth
 // itself and test binaries of packages that start containers — must
 // therefore call InitIfRequested first thing (from an init function or
-// TestMain), before flag parsing or any other work. This package links
+// TestMain), before flag parsing or any other work; binaries that use
+// Manager.Start call SuperviseIfRequested right after it. This package links
 // libcontainer's nsenter (a C constructor that joins the container's
 // namespaces before the Go runtime starts), so the binary must be built
 // with cgo.

@@ -112,6 +112,16 @@ func (c *LayerCache) Unpack(ctx context.Context, s *store.Store, img store.Image
 	return dedupeLowers(lowers), nil
 }
 
+// UnpackLayer makes sure the stored layer desc, whose uncompressed content
+// has digest diffID, is unpacked (verified as Unpack does) and returns its
+// directory. A builder uses it for layers it has just written.
+func (c *LayerCache) UnpackLayer(ctx context.Context, s *store.Store, desc v1.Descriptor, diffID v1.Hash) (string, error) {
+	if err := c.unpackLayer(ctx, s, desc, diffID); err != nil {
+		return "", err
+	}
+	return c.Path(diffID), nil
+}
+
 // dedupeLowers keeps only the topmost occurrence of a layer that appears
 // more than once, because overlayfs refuses the same lower directory twice
 // ("conflicting lowerdir path", ELOOP). The result is the same file

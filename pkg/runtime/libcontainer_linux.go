@@ -67,10 +67,10 @@ type ExitStatus struct {
 	OOMKilled bool
 }
 
-// Container is a container known to libcontainer. The process that
+// RuncContainer is a container known to libcontainer. The process that
 // created and started it (its parent) can Wait for it; any process can
 // Load it to Signal, Exec in or Destroy it.
-type Container struct {
+type RuncContainer struct {
 	id   string
 	lc   *libcontainer.Container
 	spec *specs.Process // nil for a loaded container
@@ -99,7 +99,7 @@ func DefaultCgroupsPath(id string) string { return "/berth/" + id }
 // letters, digits, "_", "+", "-" and "."; an id already in use fails with
 // errdefs.ErrAlreadyExists. A spec without Linux.CgroupsPath gets
 // DefaultCgroupsPath(id).
-func Create(ctx context.Context, stateRoot, id string, spec *specs.Spec) (*Container, error) {
+func Create(ctx context.Context, stateRoot, id string, spec *specs.Spec) (*RuncContainer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -135,13 +135,13 @@ func Create(ctx context.Context, stateRoot, id string, spec *specs.Spec) (*Conta
 	if err != nil {
 		return nil, fmt.Errorf("create container %s: %w", id, classify(err))
 	}
-	return &Container{id: id, lc: lc, spec: s.Process}, nil
+	return &RuncContainer{id: id, lc: lc, spec: s.Process}, nil
 }
 
 // Load returns a container created earlier, by this or another process,
 // for Signal, Destroy and State. Only the process that started a
 // container can Wait for it.
-func Load(ctx context.Context, stateRoot, id string) (*Container, error) {
+func Load(ctx context.Context, stateRoot, id string) (*RuncContainer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func Load(ctx context.Context, stateRoot, id string) (*Container, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load container %s: %w", id, classify(err))
 	}
-	return &Container{id: id, lc: lc}, nil
+	return &RuncContainer{id: id, lc: lc}, nil
 }
 
 // classify maps libcontainer errors to errdefs sentinels.
@@ -191,13 +191,13 @@ func classifyStart(err error) error {
 }
 
 // ID is the container's id.
-func (c *Container) ID() string { return c.id }
+func (c *RuncContainer) ID() string { return c.id }
 
 // Start runs the spec's process as the container's init with stdio, and
 // returns once it runs (its command has been executed). The caller becomes
 // its parent and must Wait for it. A spec with Process.Terminal needs
 // StartTerminal instead.
-func (c *Container) Start(ctx context.Context, stdio Stdio) error {
+func (c *RuncContainer) Start(ctx context.Context, stdio Stdio) error {
 	if c.spec != nil && c.spec.Terminal {
 		return fmt.Errorf("start container %s: the spec asks for a terminal: use StartTerminal: %w", c.id, errdefs.ErrInvalidArgument)
 	}
@@ -210,14 +210,14 @@ func (c *Container) Start(ctx context.Context, stdio Stdio) error {
 // controlling terminal), sized as Process.ConsoleSize says, and the
 // caller gets the terminal's master side to copy to and from and to
 // ResizeTerminal. The caller must close it.
-func (c *Container) StartTerminal(ctx context.Context) (*os.File, error) {
+func (c *RuncContainer) StartTerminal(ctx context.Context) (*os.File, error) {
 	if c.spec == nil || !c.spec.Terminal {
 		return nil, fmt.Errorf("start container %s: the spec has no terminal: use Start: %w", c.id, errdefs.ErrInvalidArgument)
 	}
 	return c.start(ctx, Stdio{})
 }
 
-func (c *Container) start(ctx context.Context, stdio Stdio) (*os.File, error) {
+func (c *RuncContainer) start(ctx context.Context, stdio Stdio) (*os.File, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -247,7 +247,7 @@ func (c *Container) start(ctx context.Context, stdio Stdio) (*os.File, error) {
 // described by sp (see ExecProcess), with stdio. It works on loaded
 // containers too; the caller becomes the process's parent and must Wait
 // for it. A process with Terminal set needs ExecTerminal.
-func (c *Container) Exec(ctx context.Context, sp *specs.Process, stdio Stdio) (*Process, error) {
+func (c *RuncContainer) Exec(ctx context.Context, sp *specs.Process, stdio Stdio) (*Process, error) {
 	if sp == nil || sp.Terminal {
 		return nil, fmt.Errorf("exec in container %s: need a process without a terminal (use ExecTerminal): %w", c.id, errdefs.ErrInvalidArgument)
 	}
@@ -261,7 +261,7 @@ func (c *Container) Exec(ctx context.Context, sp *specs.Process, stdio Stdio) (*
 // ExecTerminal is Exec for a process with Terminal set: it also returns
 // the master side of the process's new terminal, which the caller must
 // close.
-func (c *Container) ExecTerminal(ctx context.Context, sp *specs.Process) (*Process, *os.File, error) {
+func (c *RuncContainer) ExecTerminal(ctx context.Context, sp *specs.Process) (*Process, *os.File, error) {
 	if sp == nil || !sp.Terminal {
 		return nil, nil, fmt.Errorf("exec in container %s: need a process with a terminal (use Exec): %w", c.id, errdefs.ErrInvalidArgument)
 	}
@@ -275,7 +275,7 @@ func (c *Container) ExecTerminal(ctx context.Context, sp *specs.Process) (*Proce
 
 // run starts sp in the container as p and, for a terminal, returns its
 // master side.
-func (c *Container) run(ctx context.Context, p *Process, sp *specs.Process, stdio Stdio, init bool) (*os.File, error) {
+func (c *RuncContainer) run(ctx context.Context, p *Process, sp *specs.Process, stdio Stdio, init bool) (*os.File, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -564,7 +564,7 @@ func (p *Process) Wait(ctx context.Context) (ExitStatus, error) {
 
 // Pid is the host PID of the container's main process, 0 when it has
 // none.
-func (c *Container) Pid() int {
+func (c *RuncContainer) Pid() int {
 	c.mu.Lock()
 	init := c.init
 	c.mu.Unlock()
@@ -581,7 +581,7 @@ func (c *Container) Pid() int {
 // processes die with it, as it is PID 1 of its namespace) and returns how
 // it ended. Only the process that called Start can wait. Cancelling ctx
 // stops waiting, not the container.
-func (c *Container) Wait(ctx context.Context) (ExitStatus, error) {
+func (c *RuncContainer) Wait(ctx context.Context) (ExitStatus, error) {
 	c.mu.Lock()
 	init := c.init
 	c.mu.Unlock()
@@ -597,7 +597,7 @@ func (c *Container) Wait(ctx context.Context) (ExitStatus, error) {
 
 // Signal sends sig to the container's main process. A container that does
 // not run fails with errdefs.ErrConflict.
-func (c *Container) Signal(sig syscall.Signal) error {
+func (c *RuncContainer) Signal(sig syscall.Signal) error {
 	if err := c.lc.Signal(sig); err != nil {
 		return fmt.Errorf("signal container %s: %w", c.id, classify(err))
 	}
@@ -605,7 +605,7 @@ func (c *Container) Signal(sig syscall.Signal) error {
 }
 
 // Pause freezes every process of the container (docker pause).
-func (c *Container) Pause() error {
+func (c *RuncContainer) Pause() error {
 	if err := c.lc.Pause(); err != nil {
 		return fmt.Errorf("pause container %s: %w", c.id, classify(err))
 	}
@@ -613,7 +613,7 @@ func (c *Container) Pause() error {
 }
 
 // Resume thaws a paused container (docker unpause).
-func (c *Container) Resume() error {
+func (c *RuncContainer) Resume() error {
 	if err := c.lc.Resume(); err != nil {
 		return fmt.Errorf("resume container %s: %w", c.id, classify(err))
 	}
@@ -621,7 +621,7 @@ func (c *Container) Resume() error {
 }
 
 // Processes lists the host PIDs of the container's processes.
-func (c *Container) Processes() ([]int, error) {
+func (c *RuncContainer) Processes() ([]int, error) {
 	pids, err := c.lc.Processes()
 	if err != nil {
 		return nil, fmt.Errorf("processes of container %s: %w", c.id, classify(err))
@@ -631,7 +631,7 @@ func (c *Container) Processes() ([]int, error) {
 
 // State is the container's state as libcontainer sees it: "created",
 // "running", "paused" or "stopped".
-func (c *Container) State() (string, error) {
+func (c *RuncContainer) State() (string, error) {
 	st, err := c.lc.Status()
 	if err != nil {
 		return "", fmt.Errorf("state of container %s: %w", c.id, classify(err))
@@ -643,7 +643,7 @@ func (c *Container) State() (string, error) {
 // (ctx bounds the wait) and removes its cgroups and state. Destroying a
 // destroyed container is not an error. The root file system is left to
 // the caller (UnmountRootfs).
-func (c *Container) Destroy(ctx context.Context) error {
+func (c *RuncContainer) Destroy(ctx context.Context) error {
 	st, err := c.lc.Status()
 	if err != nil {
 		return fmt.Errorf("destroy container %s: %w", c.id, classify(err))
@@ -670,7 +670,7 @@ func (c *Container) Destroy(ctx context.Context) error {
 
 // waitStopped waits for a killed container: through the reaper when this
 // process started it, else by polling its state (its parent reaps it).
-func (c *Container) waitStopped(ctx context.Context) error {
+func (c *RuncContainer) waitStopped(ctx context.Context) error {
 	c.mu.Lock()
 	init := c.init
 	c.mu.Unlock()

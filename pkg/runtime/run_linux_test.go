@@ -29,6 +29,8 @@ func TestMain(m *testing.M) {
 	// libcontainer starts containers by re-executing this test binary
 	// with "init".
 	InitIfRequested()
+	// Start re-executes it as a container's supervisor.
+	SuperviseIfRequested()
 	os.Exit(m.Run())
 }
 
@@ -114,7 +116,7 @@ type runResult struct {
 
 // run creates, starts, waits for and removes one container, checking that
 // its cgroup and state are gone afterwards.
-func (e *testEngine) run(t *testing.T, opts CreateOptions, during ...func(*testing.T, *Container, *syncBuffer, *os.File)) runResult {
+func (e *testEngine) run(t *testing.T, opts CreateOptions, during ...func(*testing.T, *RuncContainer, *syncBuffer, *os.File)) runResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -398,7 +400,7 @@ func TestRunContainer(t *testing.T) {
 	})
 
 	t.Run("killed from another process", func(t *testing.T) {
-		r := e.run(t, CreateOptions{Cmd: []string{"/bin/sh", "-c", "echo started; exec sleep 60"}}, func(t *testing.T, c *Container, stdout *syncBuffer, _ *os.File) {
+		r := e.run(t, CreateOptions{Cmd: []string{"/bin/sh", "-c", "echo started; exec sleep 60"}}, func(t *testing.T, c *RuncContainer, stdout *syncBuffer, _ *os.File) {
 			waitFor(t, func() bool { return stdout.String() == "started\n" })
 			// PID 1 ignores SIGTERM it has no handler for.
 			if err := c.Signal(syscall.SIGTERM); err != nil {
@@ -439,7 +441,7 @@ func TestRunContainer(t *testing.T) {
 	})
 
 	t.Run("destroy running", func(t *testing.T) {
-		r := e.run(t, CreateOptions{Cmd: []string{"sleep", "60"}}, func(t *testing.T, c *Container, _ *syncBuffer, _ *os.File) {
+		r := e.run(t, CreateOptions{Cmd: []string{"sleep", "60"}}, func(t *testing.T, c *RuncContainer, _ *syncBuffer, _ *os.File) {
 			// Even a paused one.
 			if err := c.Pause(); err != nil {
 				t.Fatal(err)
@@ -476,7 +478,7 @@ func TestRunContainer(t *testing.T) {
 		r := e.run(t, CreateOptions{
 			Cmd: []string{"/bin/sh", "-c", "read x; stty size"},
 			Tty: true,
-		}, func(t *testing.T, _ *Container, _ *syncBuffer, console *os.File) {
+		}, func(t *testing.T, _ *RuncContainer, _ *syncBuffer, console *os.File) {
 			if err := ResizeTerminal(console, 77, 22); err != nil {
 				t.Error(err)
 			}
@@ -491,7 +493,7 @@ func TestRunContainer(t *testing.T) {
 
 	t.Run("exec", func(t *testing.T) {
 		var spec *specs.Spec
-		r := e.run(t, CreateOptions{Cmd: []string{"/bin/sh", "-c", "echo started; exec sleep 60"}, Env: []string{"FROM_RUN=1"}}, func(t *testing.T, c *Container, stdout *syncBuffer, _ *os.File) {
+		r := e.run(t, CreateOptions{Cmd: []string{"/bin/sh", "-c", "echo started; exec sleep 60"}, Env: []string{"FROM_RUN=1"}}, func(t *testing.T, c *RuncContainer, stdout *syncBuffer, _ *os.File) {
 			waitFor(t, func() bool { return stdout.String() == "started\n" })
 			spec = e.lastSpec
 			ctx := t.Context()
