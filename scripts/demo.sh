@@ -1,63 +1,86 @@
 #!/usr/bin/env bash
 # make demo: berth's main job on a fresh Debian machine, end to end.
 #
-# Today (image store and registry) it:
-#   1. makes a Python base image from Debian packages (no registry needed),
-#   2. imports it into berth with the Flask example baked in,
-#   3. serves berth's embedded registry on loopback,
-#   4. pushes the image to it, deletes it locally, pulls it back,
-#   5. verifies the store and shows the image.
-# Running the app (berth run -p 8080:80) arrives with the runtime.
+#   1. a Python base image: pulled (python:3.11-slim) where a registry is
+#      reachable, else made from Debian packages (scripts/mkbase.sh) and
+#      imported,
+#   2. berth build of examples/flask-hello from its Dockerfile,
+#   3. berth run -d -p 8080:80 --memory 256m, then the app's answer on
+#      localhost, berth ps and berth logs,
+#   4. push to berth's embedded registry, remove, pull back, verify,
+#   5. stop and remove the container.
+# Everything lives in a temporary --root that is removed at the end
+# (KEEP=1 keeps it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BERTH=${BERTH:-$PWD/bin/berth}
 DEMO_ROOT=${DEMO_ROOT:-$(mktemp -d /tmp/berth-demo.XXXXXX)}
 CACHE=${BERTH_TEST_CACHE:-/var/cache/berth-test}
-[ "$(id -u)" -eq 0 ] || CACHE=${BERTH_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth-test}
-PORT=${DEMO_PORT:-5055}
+[ "$(id -u)" -eq 0 ] || {
+	echo "demo: berth runs containers as root; run make demo as root" >&2
+	exit 1
+}
+HOST_PORT=${DEMO_HTTP_PORT:-8080}
+REG_PORT=${DEMO_REGISTRY_PORT:-5055}
 b() { echo "+ berth $*" >&2; "$BERTH" --root "$DEMO_ROOT" "$@"; }
 
 cleanup() {
+	set +e
 	[ -n "${REG_PID:-}" ] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null
-	[ -z "${KEEP:-}" ] && rm -rf "$DEMO_ROOT"
+	if [ -z "${KEEP:-}" ]; then
+		# Containers, the demo root's bridge and firewall rules, and the
+		# root itself.
+		"$BERTH" --root "$DEMO_ROOT" system reset -f >/dev/null 2>&1 || rm -rf "$DEMO_ROOT"
+	fi
 	true
 }
 trap cleanup EXIT
 
-echo "== 1. a Python base image from Debian packages"
-base="$CACHE/demo-python.tar.gz"  # built once, reused
-mkdir -p "$CACHE"
-if [ ! -s "$base" ]; then
-	scripts/mkbase.sh --variant python "$base"
+echo "== 1. a Python base image"
+if "$BERTH" --root "$DEMO_ROOT" pull -q python:3.11-slim >/dev/null 2>&1; then
+	base=python:3.11-slim
+	echo "pulled python:3.11-slim"
+else
+	base=berth-demo/python:3.11
+	tarball="$CACHE/demo-python.tar.gz"
+	mkdir -p "$CACHE"
+	[ -s "$tarball" ] || scripts/mkbase.sh --variant python "$tarball"
+	b import --change 'CMD ["python3"]' "$tarball" "$base"
 fi
 
-echo "== 2. import it with the Flask example app"
-work=$(mktemp -d)
-trap 'rm -rf "$work"; cleanup' EXIT
-mkdir -p "$work/rootfs"
-tar -xzf "$base" -C "$work/rootfs"
-mkdir -p "$work/rootfs/app"
-cp examples/flask-hello/app.py "$work/rootfs/app/"
-tar -C "$work/rootfs" -czf "$work/flask.tar.gz" .
-b import --change 'WORKDIR /app' --change 'EXPOSE 80' --change 'CMD ["python3","app.py"]' \
-	"$work/flask.tar.gz" berth-demo/flask-hello:latest
+echo "== 2. build examples/flask-hello from its Dockerfile"
+b build -t flask-hello:latest --build-arg "BASE=$base" examples/flask-hello
 b images
 
-echo "== 3. berth's embedded registry on 127.0.0.1:$PORT"
-"$BERTH" --root "$DEMO_ROOT" registry serve --addr "127.0.0.1:$PORT" --root "$DEMO_ROOT/registry" &
+echo "== 3. run it with a published port and a memory limit"
+b run -d --name demo-web -p "$HOST_PORT:80" --memory 256m flask-hello:latest
+answer=
+for _ in $(seq 100); do
+	answer=$(curl -fsS "http://127.0.0.1:$HOST_PORT/" 2>/dev/null) && break
+	sleep 0.1
+done
+echo "curl http://127.0.0.1:$HOST_PORT/ -> $answer"
+[ "$answer" = "Hello, World!" ] || {
+	echo "demo: the app did not answer" >&2
+	b logs demo-web >&2
+	exit 1
+}
+b ps
+b logs --tail 5 demo-web
+
+echo "== 4. push to berth's embedded registry, remove, pull back"
+"$BERTH" --root "$DEMO_ROOT" registry serve --addr "127.0.0.1:$REG_PORT" --root "$DEMO_ROOT/registry" 2>/dev/null &
 REG_PID=$!
-for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
-
-echo "== 4. push, remove, pull"
-b tag berth-demo/flask-hello:latest "127.0.0.1:$PORT/demo/flask-hello:latest"
-b push "127.0.0.1:$PORT/demo/flask-hello:latest"
-b rmi "127.0.0.1:$PORT/demo/flask-hello:latest" berth-demo/flask-hello:latest
-b pull "127.0.0.1:$PORT/demo/flask-hello:latest"
-
-echo "== 5. the store is intact"
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$REG_PORT/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+ref="127.0.0.1:$REG_PORT/demo/flask-hello:latest"
+b tag flask-hello:latest "$ref"
+b push "$ref"
+b rmi "$ref"
+b pull "$ref"
 b image verify
-b images
-b inspect -f 'Cmd={{json .Config.Cmd}} WorkingDir={{.Config.WorkingDir}} Ports={{json .Config.ExposedPorts}}' \
-	"127.0.0.1:$PORT/demo/flask-hello:latest"
-echo "demo: done (the next step, berth run -p 8080:80, comes with the runtime)"
+
+echo "== 5. stop and remove"
+b stop demo-web
+b rm demo-web
+echo "demo: done"

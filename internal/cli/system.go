@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,7 +27,7 @@ func newSystemCmd(g *globals) *cobra.Command {
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(newSystemDfCmd(g))
+	cmd.AddCommand(newSystemDfCmd(g), newSystemResetCmd(g))
 	return cmd
 }
 
@@ -272,5 +273,36 @@ prune' would free: the blobs only dangling images use.`,
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show detailed information on space usage")
 	cmd.Flags().StringVar(&format, "format", "", "output format: table, json, 'table TEMPLATE' or a Go template")
+	return cmd
+}
+
+func newSystemResetCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "reset [-f]",
+		Short: "Remove all containers, images, volumes, networks and the build cache of this data directory",
+		Long: `Remove everything berth keeps under the data directory (--root): containers
+(running ones are killed), their networks' bridges and firewall rules, then the
+directory itself with images, volumes and the build cache.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !force && !confirm(g, "WARNING! This will remove all containers, images, volumes, networks and the build cache in "+g.Root+".\nAre you sure you want to continue? [y/N] ") {
+				return exitCodeError{code: exitFailure}
+			}
+			ctx := cmd.Context()
+			m, _, err := g.openManager(ctx)
+			if err != nil {
+				return err
+			}
+			if err := m.Reset(ctx); err != nil {
+				return err
+			}
+			if err := os.RemoveAll(g.Root); err != nil {
+				return fmt.Errorf("reset: remove %s: %w", g.Root, err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
 	return cmd
 }

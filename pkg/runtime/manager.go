@@ -1244,3 +1244,23 @@ func (m *Manager) VolumeUsers(ctx context.Context) (map[string][]string, error) 
 	}
 	return out, nil
 }
+
+// Reset removes every container (running ones are killed), their
+// anonymous volumes, and every network of this data directory with its
+// bridge and firewall state: what must go before the directory itself can
+// be deleted without leaving anything on the host.
+func (m *Manager) Reset(ctx context.Context) error {
+	all, err := m.List(ctx, ListOptions{All: true})
+	if err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	for _, c := range all {
+		if err := m.Remove(ctx, c.Config.ID, RemoveOptions{Force: true, Volumes: true}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return fmt.Errorf("reset: %w", err)
+		}
+	}
+	if err := m.Networks().RemoveAll(ctx); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	return nil
+}
