@@ -81,6 +81,6 @@ b pull "$ref"
 b image verify
 
 echo "== 5. stop and remove"
-b stop demo-web
+b stop -t 2 demo-web
 b rm demo-web
 echo "demo: done"
