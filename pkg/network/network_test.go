@@ -132,8 +132,8 @@ func TestAutoSubnetAvoidsRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Subnet.String() != "10.90.0.0/16" || n.Bridge != DefaultBridge {
-		t.Errorf("default network %s on %s, want 10.90.0.0/16 on %s", n.Subnet, n.Bridge, DefaultBridge)
+	if n.Subnet.String() != "10.90.0.0/16" || n.Bridge != m.defaultBridge {
+		t.Errorf("default network %s on %s, want 10.90.0.0/16 on %s", n.Subnet, n.Bridge, m.defaultBridge)
 	}
 	d, err := m.EnsureDefault(t.Context())
 	if err != nil || d.ID != n.ID {
@@ -160,7 +160,7 @@ func TestEnsureDefaultCreates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Name != DefaultNetwork || n.Bridge != DefaultBridge || n.Subnet.String() != "10.88.0.0/16" {
+	if n.Name != DefaultNetwork || n.Bridge != m.defaultBridge || n.Subnet.String() != "10.88.0.0/16" {
 		t.Errorf("EnsureDefault created %+v", n)
 	}
 }
@@ -407,5 +407,19 @@ func TestReservePort(t *testing.T) {
 	}
 	if _, err := ReservePort(ctx, "tcp", netip.MustParseAddr("::1"), 0); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("IPv6: %v, want ErrInvalidArgument", err)
+	}
+}
+
+func TestDefaultBridgePerDirectory(t *testing.T) {
+	t.Parallel()
+	if got := defaultBridgeFor(DefaultStateDir); got != DefaultBridge {
+		t.Errorf("default dir: %s, want %s", got, DefaultBridge)
+	}
+	a, b := defaultBridgeFor("/tmp/a/networks"), defaultBridgeFor("/tmp/b/networks")
+	if a == b || a == DefaultBridge || len(a) > 15 || !strings.HasPrefix(a, bridgePrefix) {
+		t.Errorf("other dirs: %q and %q", a, b)
+	}
+	if defaultBridgeFor("/tmp/a/networks") != a {
+		t.Error("bridge name is not stable for one directory")
 	}
 }
