@@ -1,6 +1,6 @@
 # berth — build, test and demo targets.
 #
-#   make            build bin/berth
+#   make            build bin/berth (static: it also runs inside containers as --init)
 #   make test       install what the tests need (Debian packages, as root),
 #                   then gofmt, go vet and go test -race ./...
 #   make demo       install what the demo needs, then run scripts/demo.sh
@@ -10,8 +10,8 @@ GO        ?= go
 PREFIX    ?= /usr/local
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
-TAGS      ?=
-LDFLAGS   := -X github.com/berthsh/berth/internal/cli.version=$(VERSION) -X github.com/berthsh/berth/internal/cli.commit=$(COMMIT)
+TAGS      ?= netgo osusergo
+LDFLAGS   := -extldflags -static -X github.com/berthsh/berth/internal/cli.version=$(VERSION) -X github.com/berthsh/berth/internal/cli.commit=$(COMMIT)
 GOTESTFLAGS ?= -race -timeout 25m
 
 .PHONY: all build install deps test vet fmt-check unit demo bench clean

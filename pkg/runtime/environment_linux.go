@@ -172,6 +172,13 @@ func PrepareEnvironment(ctx context.Context, p EnvParams) (_ *Environment, err e
 	if opts.CgroupsPath == "" {
 		opts.CgroupsPath = DefaultCgroupsPath(cfg.ID)
 	}
+	if opts.Init && opts.InitPath == "" {
+		// berth itself is the init (see pkg/runtime/initproc): the
+		// binary is static, so it runs in any image.
+		if opts.InitPath, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("--init: find the berth binary: %w", err)
+		}
+	}
 	spec, err := CreateSpec(&cf.Config, rootfsPath, opts)
 	if err != nil {
 		return nil, err
