@@ -523,9 +523,9 @@ streamed, signals are forwarded to it, and berth exits with its exit code;
 			}
 			if detach {
 				if err := m.Start(ctx, c.Config.ID); err != nil {
-					if f.autoRemove {
-						_ = m.Remove(context.WithoutCancel(ctx), c.Config.ID, runtime.RemoveOptions{Force: true})
-					}
+					// A run that could not start leaves nothing behind
+					// (docker keeps a "Created" container; berth does not).
+					_ = m.Remove(context.WithoutCancel(ctx), c.Config.ID, runtime.RemoveOptions{Force: true, Volumes: true})
 					return startFailed(err)
 				}
 				fmt.Fprintln(g.Out, c.Config.ID)
@@ -744,8 +744,9 @@ func runAttached(ctx context.Context, g *globals, m *runtime.Manager, st *store.
 	}
 	if o.start {
 		if err := m.Start(ctx, id); err != nil {
-			if c.Config.AutoRemove {
-				_ = m.Remove(context.WithoutCancel(ctx), id, runtime.RemoveOptions{Force: true})
+			if o.run || c.Config.AutoRemove {
+				// A run that could not start leaves nothing behind.
+				_ = m.Remove(context.WithoutCancel(ctx), id, runtime.RemoveOptions{Force: true, Volumes: o.run})
 			}
 			return fail(err)
 		}
