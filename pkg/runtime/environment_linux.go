@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,13 +16,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
+	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 	"github.com/berthsh/berth/pkg/network"
 	"github.com/berthsh/berth/pkg/runtime/volume"
@@ -32,10 +30,6 @@ import (
 
 // Files of a container directory written by PrepareEnvironment.
 const (
-	// EnvSpecFile is the OCI spec PrepareEnvironment saves (the container's
-	// config.json is its ContainerConfig, so the spec has its own name).
-	EnvSpecFile = "spec.json"
-
 	envHostsFile      = "hosts"
 	envResolvConfFile = "resolv.conf"
 	envHostnameFile   = "hostname"
@@ -73,7 +67,7 @@ type EnvParams struct {
 // the host ports they publish (held open until Teardown), the hosts,
 // resolv.conf and hostname files, and the OCI spec to run.
 type Environment struct {
-	// Spec is the container's OCI spec, also saved as Dir/EnvSpecFile.
+	// Spec is the container's OCI spec, also saved as Dir/SpecFile (see SaveSpec).
 	Spec *specs.Spec
 	// Ports are the published ports as bound (host port 0 resolved).
 	Ports []PortBinding
@@ -183,32 +177,11 @@ func PrepareEnvironment(ctx context.Context, p EnvParams) (_ *Environment, err e
 	if err != nil {
 		return nil, err
 	}
-	data, err := json.MarshalIndent(spec, "", "\t")
-	if err != nil {
-		return nil, fmt.Errorf("save spec: %w", err)
-	}
-	if err := writeFileAtomic(filepath.Join(p.Dir, EnvSpecFile), data, 0o600); err != nil {
-		return nil, fmt.Errorf("save spec: %w", err)
+	if err := SaveSpec(p.Dir, spec); err != nil {
+		return nil, err
 	}
 	e.Spec = spec
 	return e, nil
-}
-
-// LoadEnvSpec reads the spec PrepareEnvironment saved in dir.
-func LoadEnvSpec(dir string) (*specs.Spec, error) {
-	p := filepath.Join(dir, EnvSpecFile)
-	data, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("load spec %s: %w", p, errdefs.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load spec: %w", err)
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return nil, fmt.Errorf("load spec %s: %v: %w", p, err, errdefs.ErrDataCorrupt)
-	}
-	return &spec, nil
 }
 
 // validateEnv checks what can be checked before changing anything.
@@ -940,26 +913,9 @@ func withHostsLock(ctx context.Context, containers string, fn func() error) erro
 // envLockFile takes an exclusive flock on path (created if missing),
 // waiting until it is free or ctx ends.
 func envLockFile(ctx context.Context, p string) (func(), error) {
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	l, err := flock.Acquire(ctx, p, true)
 	if err != nil {
 		return nil, err
 	}
-	delay := time.Millisecond
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", p, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", p, ctx.Err())
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 50*time.Millisecond)
-	}
+	return l.Unlock, nil
 }

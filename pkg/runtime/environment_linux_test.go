@@ -323,7 +323,7 @@ func testPrepareEnvironment(t *testing.T, f *envFixture) {
 	if !strings.Contains(mounts["/mnt/src"][1], "ro") || !strings.Contains(mounts["/scratch"][1], "size=1m") {
 		t.Errorf("mount options: %v %v", mounts["/mnt/src"], mounts["/scratch"])
 	}
-	if saved, err := LoadEnvSpec(dir); err != nil || saved.Hostname != short {
+	if saved, err := LoadSpec(dir); err != nil || saved.Hostname != short {
 		t.Errorf("saved spec: %v", err)
 	}
 
@@ -675,7 +675,7 @@ func testConnectRunning(t *testing.T, f *envFixture) {
 	if err != nil || !ok {
 		t.Fatalf("supervisor lock: %v", err)
 	}
-	defer lock.unlock()
+	defer lock.Unlock()
 
 	if err := ConnectNetwork(ctx, f.root, f.nets, cfg.Name, n2.Name, NetworkConnectOptions{}); err != nil {
 		t.Fatal(err)

@@ -19,10 +19,10 @@ import (
 	"syscall"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
+	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 	"github.com/berthsh/berth/pkg/network"
 	"github.com/berthsh/berth/pkg/runtime/logs"
@@ -326,7 +326,7 @@ func (m *Manager) reconcile(ctx context.Context, c *Container) error {
 		}
 		return err
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	st, err := loadState(c.Dir)
 	if err != nil {
 		return err
@@ -342,7 +342,7 @@ func (m *Manager) reconcile(ctx context.Context, c *Container) error {
 	if !ok {
 		return nil // a supervisor started meanwhile
 	}
-	defer sl.unlock()
+	defer sl.Unlock()
 	m.cleanupStale(ctx, *c, st)
 	if st.Running || st.Restarting || st.Paused {
 		st.ExitCode = 255
@@ -386,7 +386,7 @@ func (m *Manager) Create(ctx context.Context, cfg ContainerConfig) (Container, e
 	if err != nil {
 		return Container{}, fmt.Errorf("create container: %w", err)
 	}
-	defer nl.unlock()
+	defer nl.Unlock()
 	all, err := m.all()
 	if err != nil {
 		return Container{}, fmt.Errorf("create container: %w", err)
@@ -545,7 +545,7 @@ func (m *Manager) Start(ctx context.Context, idOrName string) error {
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", c.ShortID(), err)
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	st, err := loadState(c.Dir)
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", c.ShortID(), err)
@@ -766,7 +766,7 @@ func (m *Manager) waitSupervisorGone(ctx context.Context, dir string) error {
 		}
 		return fmt.Errorf("wait for the supervisor to end: %w", err)
 	}
-	l.unlock()
+	l.Unlock()
 	return nil
 }
 
@@ -805,7 +805,7 @@ func (m *Manager) Remove(ctx context.Context, idOrName string, opts RemoveOption
 
 // removeStopped removes a container that does not run. held is the
 // supervisor lock when the supervisor itself removes its container.
-func (m *Manager) removeStopped(ctx context.Context, id string, volumes bool, held *flock) error {
+func (m *Manager) removeStopped(ctx context.Context, id string, volumes bool, held *flock.Lock) error {
 	dir := filepath.Join(m.containersDir(), id)
 	if held == nil {
 		// A supervisor still winding down (teardown) must be gone first.
@@ -820,7 +820,7 @@ func (m *Manager) removeStopped(ctx context.Context, id string, volumes bool, he
 		}
 		return err
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	if held == nil {
 		sl, ok, err := tryLock(filepath.Join(dir, supervisorLock))
 		if err != nil {
@@ -829,7 +829,7 @@ func (m *Manager) removeStopped(ctx context.Context, id string, volumes bool, he
 		if !ok {
 			return fmt.Errorf("cannot remove container %s: it is running: %w", id, errdefs.ErrConflict)
 		}
-		defer sl.unlock()
+		defer sl.Unlock()
 	}
 	st, err := loadState(dir)
 	if err != nil {
@@ -1087,7 +1087,7 @@ func (m *Manager) Rename(ctx context.Context, idOrName, newName string) error {
 	if err != nil {
 		return fmt.Errorf("rename container: %w", err)
 	}
-	defer nl.unlock()
+	defer nl.Unlock()
 	c, err := m.resolve(idOrName)
 	if err != nil {
 		return err
@@ -1108,7 +1108,7 @@ func (m *Manager) Rename(ctx context.Context, idOrName, newName string) error {
 	if err != nil {
 		return fmt.Errorf("rename container: %w", err)
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	cfg, err := loadConfig(c.Dir)
 	if err != nil {
 		return err
@@ -1145,7 +1145,7 @@ func (m *Manager) setPaused(ctx context.Context, idOrName string, pause bool) er
 	if err != nil {
 		return err
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	lc, err := Load(ctx, m.stateRoot, c.Config.ID)
 	if err != nil {
 		return err

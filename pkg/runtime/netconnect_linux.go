@@ -138,7 +138,7 @@ func ConnectNetwork(ctx context.Context, root string, nets *network.Manager, idO
 	if err != nil {
 		return err
 	}
-	defer lock.unlock()
+	defer lock.Unlock()
 	if cfg, err = loadConfig(dir); err != nil {
 		return err
 	}
@@ -276,7 +276,7 @@ func DisconnectNetwork(ctx context.Context, root string, nets *network.Manager, 
 	if err != nil {
 		return err
 	}
-	defer lock.unlock()
+	defer lock.Unlock()
 	if cfg, err = loadConfig(dir); err != nil {
 		return err
 	}

@@ -10,14 +10,15 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berthsh/berth/internal/atomicfile"
 	"github.com/berthsh/berth/pkg/errdefs"
 )
 
-// SpecFile is the name of a container's spec in its directory, as in an
-// OCI bundle.
-const SpecFile = "config.json"
+// SpecFile is the name of a container's OCI spec in its directory (its
+// config.json is berth's ContainerConfig).
+const SpecFile = "spec.json"
 
-// SaveSpec writes spec to dir/config.json atomically (temporary file,
+// SaveSpec writes spec to dir/spec.json atomically (temporary file,
 // fsync, rename), so that other processes (exec, inspect) can read it.
 func SaveSpec(dir string, spec *specs.Spec) error {
 	data, err := json.MarshalIndent(spec, "", "\t")
@@ -48,37 +49,7 @@ func LoadSpec(dir string) (*specs.Spec, error) {
 	return &spec, nil
 }
 
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+// writeFileAtomic writes data to path atomically (see internal/atomicfile).
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return atomicfile.WriteFile(path, data, mode)
 }

@@ -8,9 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
-	"time"
 
+	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 )
 
@@ -76,57 +75,24 @@ func (s State) active() bool {
 		s.Status == StatusRunning || s.Status == StatusRestarting || s.Status == StatusPaused
 }
 
-// flock is an exclusive lock on a file, held until unlock.
-type flock struct{ f *os.File }
-
 // lockExclusive takes an exclusive flock on path (created if missing),
 // waiting until ctx is done.
-func lockExclusive(ctx context.Context, path string) (*flock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+func lockExclusive(ctx context.Context, path string) (*flock.Lock, error) {
+	l, err := flock.Acquire(ctx, path, true)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, classifyFS(err))
+		return nil, classifyFS(err)
 	}
-	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return &flock{f}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
-		case <-time.After(delay):
-		}
-	}
+	return l, nil
 }
 
 // tryLock takes an exclusive flock on path without waiting; ok is false
-// when another holder has it. A missing file counts as unlocked only when
-// create is set (else it returns ok false and no error).
-func tryLock(path string) (l *flock, ok bool, err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+// when another holder has it.
+func tryLock(path string) (l *flock.Lock, ok bool, err error) {
+	l, err = flock.TryAcquire(path, true)
 	if err != nil {
-		return nil, false, fmt.Errorf("lock %s: %w", path, classifyFS(err))
+		return nil, false, classifyFS(err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, false, nil
-		}
-		return nil, false, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return &flock{f}, true, nil
-}
-
-func (l *flock) unlock() {
-	if l != nil && l.f != nil {
-		_ = l.f.Close()
-		l.f = nil
-	}
+	return l, l != nil, nil
 }
 
 // supervisorAlive reports whether a supervisor holds dir's supervisor.lock.
@@ -139,7 +105,7 @@ func supervisorAlive(dir string) bool {
 		return false
 	}
 	if ok {
-		l.unlock()
+		l.Unlock()
 		return false
 	}
 	return true

@@ -20,6 +20,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 	"github.com/berthsh/berth/pkg/runtime/logs"
 	"github.com/berthsh/berth/pkg/store"
@@ -96,7 +97,7 @@ type supervisor struct {
 	id    string
 	dir   string
 	cfg   ContainerConfig
-	lock  *flock // supervisor.lock
+	lock  *flock.Lock // supervisor.lock
 	logw  *logs.Writer
 	env   *Environment
 	spec  *specs.Spec
@@ -180,7 +181,7 @@ func (s *supervisor) updateState(fn func(*State)) {
 		if err != nil {
 			s.logf("update state: %v", err)
 		} else {
-			defer l.unlock()
+			defer l.Unlock()
 		}
 	}
 	st, err := loadState(s.dir)
@@ -637,7 +638,7 @@ func (s *supervisor) finish(ctx context.Context) {
 			s.logf("auto remove: %v", err)
 		}
 	}
-	s.lock.unlock()
+	s.lock.Unlock()
 }
 
 // stop asks the container to stop: sig, then SIGKILL after timeout (<0:
