@@ -969,6 +969,16 @@ func (m *Manager) Wait(ctx context.Context, idOrName string, condition string) (
 	id := c.Config.ID
 	if condition == WaitRemoved {
 		code := c.State.ExitCode
+		// The supervisor holds supervisor.lock until it has removed an
+		// auto-removed container: waiting for the lock ends as soon as
+		// it is done, without polling.
+		if supervisorAlive(c.Dir) {
+			if l, err := flock.Acquire(ctx, filepath.Join(c.Dir, supervisorLock), true); err == nil {
+				l.Unlock()
+			} else if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+		}
 		for {
 			if r, ok := m.findExitRecord(id); ok {
 				code = r.ExitCode

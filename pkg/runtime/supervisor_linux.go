@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -125,6 +126,8 @@ type supervisor struct {
 	runExited     chan struct{}
 	exits         int
 	outputWG      *sync.WaitGroup
+	// conns counts the socket requests being answered.
+	conns atomic.Int32
 	// restarting is set during the backoff before a restart; loopDone is
 	// closed once the final state is written.
 	restarting bool
@@ -629,8 +632,11 @@ func (s *supervisor) finish(ctx context.Context) {
 			case <-time.After(2 * time.Second):
 			}
 		}
-		// Give clients connected right now a moment to read their answer.
-		time.Sleep(100 * time.Millisecond)
+		// Let the requests in flight (a wait, an attach draining the
+		// last output) finish answering before the socket goes.
+		for end := time.Now().Add(time.Second); s.conns.Load() > 0 && time.Now().Before(end); {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	s.teardown(ctx)
 	if s.cfg.AutoRemove {
@@ -706,7 +712,11 @@ func (s *supervisor) serve() {
 		if err != nil {
 			return
 		}
-		go s.handle(conn)
+		s.conns.Add(1)
+		go func() {
+			defer s.conns.Add(-1)
+			s.handle(conn)
+		}()
 	}
 }
 
