@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -18,6 +17,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/berthsh/berth/internal/testutil"
 )
 
 // berthBin is the berth binary TestMain builds for all tests.
@@ -39,48 +40,11 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	berthBin = filepath.Join(dir, "berth")
-	if err := buildBerth(berthBin); err != nil {
+	if err := testutil.BuildBerth(berthBin); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
-}
-
-// buildBerth builds ./cmd/berth of this module into out.
-func buildBerth(out string) error {
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	root, err := moduleRoot(wd)
-	if err != nil {
-		return err
-	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	cmd := exec.Command(goBin, "build", "-o", out, "./cmd/berth")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build berth in %s: %w\n%s", root, err, b)
-	}
-	return nil
-}
-
-// moduleRoot walks up from dir to the directory holding go.mod.
-func moduleRoot(dir string) (string, error) {
-	for d := filepath.Clean(dir); ; {
-		if fi, err := os.Stat(filepath.Join(d, "go.mod")); err == nil && fi.Mode().IsRegular() {
-			return d, nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", fmt.Errorf("no go.mod in %s or any parent directory", dir)
-		}
-		d = parent
-	}
 }
 
 // berth runs the berth binary against its own data directory, with its own

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -47,31 +46,11 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	berthBin = filepath.Join(dir, "berth")
-	if err := buildBerth(berthBin); err != nil {
+	if err := testutil.BuildBerth(berthBin); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return testutil.DockerMain(m)
-}
-
-// buildBerth builds ./cmd/berth of this module into out.
-func buildBerth(out string) error {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	gomod, err := exec.Command(goBin, "env", "GOMOD").Output()
-	if err != nil {
-		return fmt.Errorf("find module root: go env GOMOD: %w", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	cmd := exec.Command(goBin, "build", "-o", out, "./cmd/berth")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build berth in %s: %w\n%s", root, err, b)
-	}
-	return nil
 }
 
 // TestBerthSaveDockerLoad imports a rootfs into berth, saves it as a
