@@ -77,10 +77,10 @@ func containerName(c runtime.Container) string {
 	return strings.TrimPrefix(c.Config.Name, "/")
 }
 
-// forEachContainer runs fn for each name as docker's multi-container
+// forEachName runs fn for each name as docker's multi-object
 // verbs do: a success prints the name as given, a failure prints an error
 // line, and the command fails (exit 1) if any did.
-func forEachContainer(g *globals, names []string, fn func(name string) error) error {
+func forEachName(g *globals, names []string, fn func(name string) error) error {
 	failed := false
 	for _, n := range names {
 		if err := fn(n); err != nil {
@@ -149,7 +149,7 @@ func newStartCmd(g *globals) *cobra.Command {
 				}
 				return runAttached(ctx, g, m, st, c, attachOptions{stdin: interactive, detachKeys: detachKeys, sigProxy: true, start: true})
 			}
-			return forEachContainer(g, args, func(name string) error {
+			return forEachName(g, args, func(name string) error {
 				return m.Start(ctx, name)
 			})
 		},
@@ -180,7 +180,7 @@ image's STOPSIGNAL, else SIGTERM), wait --timeout seconds, then SIGKILL.`,
 			if err != nil {
 				return err
 			}
-			return forEachContainer(g, args, func(name string) error { return m.Stop(ctx, name, opts) })
+			return forEachName(g, args, func(name string) error { return m.Stop(ctx, name, opts) })
 		},
 	}
 	addTimeoutFlag(cmd, &timeout)
@@ -205,7 +205,7 @@ func newRestartCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return forEachContainer(g, args, func(name string) error { return m.Restart(ctx, name, opts) })
+			return forEachName(g, args, func(name string) error { return m.Restart(ctx, name, opts) })
 		},
 	}
 	addTimeoutFlag(cmd, &timeout)
@@ -229,7 +229,7 @@ func newKillCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return forEachContainer(g, args, func(name string) error { return m.Kill(ctx, name, runtime.SignalName(sig)) })
+			return forEachName(g, args, func(name string) error { return m.Kill(ctx, name, runtime.SignalName(sig)) })
 		},
 	}
 	cmd.Flags().StringVarP(&signal, "signal", "s", "KILL", "signal to send to the container")
@@ -254,7 +254,7 @@ func newRmCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return forEachContainer(g, args, func(name string) error { return m.Remove(ctx, name, opts) })
+			return forEachName(g, args, func(name string) error { return m.Remove(ctx, name, opts) })
 		},
 	}
 	f := cmd.Flags()
@@ -332,7 +332,7 @@ func newPauseCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return forEachContainer(g, args, func(name string) error { return m.Pause(ctx, name) })
+			return forEachName(g, args, func(name string) error { return m.Pause(ctx, name) })
 		},
 	}
 }
@@ -348,7 +348,7 @@ func newUnpauseCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return forEachContainer(g, args, func(name string) error { return m.Unpause(ctx, name) })
+			return forEachName(g, args, func(name string) error { return m.Unpause(ctx, name) })
 		},
 	}
 }

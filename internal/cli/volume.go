@@ -321,22 +321,12 @@ even with --force.`,
 			if err != nil {
 				return err
 			}
-			failed := false
-			for _, name := range args {
+			return forEachName(g, args, func(name string) error {
 				if err := st.Remove(ctx, name, volume.RemoveOptions{Force: force, InUse: inUse}); err != nil {
-					if errors.Is(err, context.Canceled) {
-						return err
-					}
-					fmt.Fprintln(g.Err, "Error:", message(noSuchVolume(name, err)))
-					failed = true
-					continue
+					return noSuchVolume(name, err)
 				}
-				fmt.Fprintln(g.Out, name)
-			}
-			if failed {
-				return exitCodeError{code: exitFailure}
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not fail on volumes that do not exist")
