@@ -131,7 +131,7 @@ http:
 	cmd := exec.Command(DockerRegistryPath, "serve", configPath)
 	cmd.Dir = dir
 	cmd.Env = registryEnv()
-	out := &lockedBuffer{}
+	out := &LockedBuffer{}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
@@ -216,25 +216,26 @@ func waitForRegistry(ctx context.Context, host string, exited <-chan struct{}) e
 	}
 }
 
-// lockedBuffer collects a child process's output while tests read it.
-type lockedBuffer struct {
+// LockedBuffer collects a child process's output while tests read it;
+// it is safe for concurrent Write and String.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
-func (b *lockedBuffer) Len() int {
+func (b *LockedBuffer) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Len()

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -368,7 +367,7 @@ func startBerthRegistry(t *testing.T) string {
 		}
 		cmd := exec.Command(berthBin, "--root", filepath.Join(dir, "berth"), "registry", "serve",
 			"--addr", addr, "--root", filepath.Join(dir, "registry"))
-		output := &syncBuffer{}
+		output := &testutil.LockedBuffer{}
 		cmd.Stdout = output
 		cmd.Stderr = output
 		if err := cmd.Start(); err != nil {
@@ -460,24 +459,6 @@ var uniqCounter atomic.Int64
 // outlive a test run.
 func uniq() string {
 	return fmt.Sprintf("t%d-%d-%d", time.Now().Unix(), os.Getpid(), uniqCounter.Add(1))
-}
-
-// syncBuffer collects a child process's output while a test may read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // mustRun runs name with args (env nil means the test's environment) and
