@@ -10,9 +10,10 @@ GO        ?= go
 PREFIX    ?= /usr/local
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
-TAGS      ?= netgo osusergo
+# seccomp: libcontainer applies syscall filters (libseccomp, linked statically).
+TAGS      ?= netgo osusergo seccomp
 LDFLAGS   := -extldflags -static -X github.com/berthsh/berth/internal/cli.version=$(VERSION) -X github.com/berthsh/berth/internal/cli.commit=$(COMMIT)
-GOTESTFLAGS ?= -race -timeout 25m
+GOTESTFLAGS ?= -race -timeout 25m -tags seccomp
 
 .PHONY: all build install deps test vet fmt-check unit demo bench clean
 
@@ -34,7 +35,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
-	$(GO) vet ./...
+	$(GO) vet -tags seccomp ./...
 
 unit:
 	$(GO) test $(GOTESTFLAGS) ./...

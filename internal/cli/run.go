@@ -24,6 +24,7 @@ import (
 	"github.com/berthsh/berth/pkg/registry"
 	"github.com/berthsh/berth/pkg/runtime"
 	"github.com/berthsh/berth/pkg/runtime/logs"
+	"github.com/berthsh/berth/pkg/runtime/seccomp"
 	"github.com/berthsh/berth/pkg/store"
 )
 
@@ -103,7 +104,7 @@ func addCreateFlags(fs *pflag.FlagSet, f *createFlags) {
 	fs.StringArrayVar(&f.capAdd, "cap-add", nil, "add Linux capabilities")
 	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop Linux capabilities")
 	fs.BoolVar(&f.privileged, "privileged", false, "give extended privileges to this container")
-	fs.StringArrayVar(&f.securityOpts, "security-opt", nil, "security options (no-new-privileges)")
+	fs.StringArrayVar(&f.securityOpts, "security-opt", nil, "security options (seccomp=unconfined|PROFILE.json, no-new-privileges)")
 	fs.StringVar(&f.restart, "restart", "no", "restart policy to apply when a container exits")
 	fs.BoolVar(&f.autoRemove, "rm", false, "automatically remove the container when it exits")
 	fs.StringVarP(&f.memory, "memory", "m", "", "memory limit")
@@ -198,8 +199,14 @@ func (f *createFlags) config(args []string) (runtime.ContainerConfig, error) {
 		if !hasV {
 			k, v, hasV = strings.Cut(o, "=")
 		}
+		if k == "seccomp" {
+			if err := seccompOpt(co, o, v); err != nil {
+				return cfg, err
+			}
+			continue
+		}
 		if k != "no-new-privileges" {
-			return cfg, usageErrorf("invalid --security-opt %q: berth supports only no-new-privileges[:true|false]", o)
+			return cfg, usageErrorf("invalid --security-opt %q: berth supports seccomp=unconfined|PROFILE.json and no-new-privileges[:true|false]", o)
 		}
 		switch {
 		case !hasV || v == "true":
@@ -803,4 +810,25 @@ func replayLogs(ctx context.Context, g *globals, m *runtime.Manager, id string) 
 		}
 		return logs.Format(w, e, false)
 	})
+}
+
+// seccompOpt applies --security-opt seccomp=VALUE: "unconfined", or the
+// path of a Docker-format profile, read now and kept with the container.
+func seccompOpt(co *runtime.CreateOptions, opt, v string) error {
+	if v == "" {
+		return usageErrorf("invalid --security-opt %q: want seccomp=unconfined or seccomp=PROFILE.json", opt)
+	}
+	if v == runtime.SeccompUnconfined {
+		co.Seccomp = v
+		return nil
+	}
+	data, err := os.ReadFile(v)
+	if err != nil {
+		return usageErrorf("invalid --security-opt %q: read seccomp profile: %v", opt, err)
+	}
+	if _, err := seccomp.Parse(data); err != nil {
+		return usageErrorf("invalid --security-opt %q: %v", opt, err)
+	}
+	co.Seccomp = string(data)
+	return nil
 }

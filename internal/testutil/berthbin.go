@@ -19,7 +19,13 @@ func BuildBerth(out string) error {
 	if _, err := os.Stat(goBin); err != nil {
 		goBin = "go"
 	}
-	cmd := exec.Command(goBin, "build", "-o", out, "./cmd/berth")
+	args := []string{"build", "-o", out}
+	// Build with syscall filters like "make build" when libseccomp's
+	// development files are there (scripts/deps.sh installs them).
+	if exec.Command("pkg-config", "--exists", "libseccomp").Run() == nil {
+		args = append(args, "-tags", "seccomp")
+	}
+	cmd := exec.Command(goBin, append(args, "./cmd/berth")...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berthsh/berth/pkg/errdefs"
+	"github.com/berthsh/berth/pkg/runtime/seccomp"
 )
 
 // DefaultPath is the PATH a container gets when neither the image nor the
@@ -137,6 +138,11 @@ type CreateOptions struct {
 	Privileged bool
 	// NoNewPrivileges sets no_new_privs on the process.
 	NoNewPrivileges bool
+	// Seccomp is the syscall filter: "" for Docker's default profile
+	// (where this berth was built with seccomp support), "unconfined" for
+	// none, else a Docker-format profile (JSON). Privileged containers
+	// are unconfined.
+	Seccomp string
 	// Init runs InitPath (mounted at InitPathInContainer) as PID 1, with
 	// the command as its arguments after "--".
 	Init     bool
@@ -254,6 +260,10 @@ func CreateSpec(img *v1.Config, rootfsPath string, opts CreateOptions) (*specs.S
 	if opts.OOMScoreAdj < -1000 || opts.OOMScoreAdj > 1000 {
 		return nil, invalidf("OOM score adjustment %d is outside -1000..1000", opts.OOMScoreAdj)
 	}
+	filter, err := seccompFilter(opts, caps)
+	if err != nil {
+		return nil, err
+	}
 
 	s := &specs.Spec{
 		Version: specs.Version,
@@ -288,6 +298,7 @@ func CreateSpec(img *v1.Config, rootfsPath string, opts CreateOptions) (*specs.S
 			Resources:   resources,
 			CgroupsPath: opts.CgroupsPath,
 			Namespaces:  namespaces(opts),
+			Seccomp:     filter,
 		},
 	}
 	if opts.Tty && opts.ConsoleHeight > 0 && opts.ConsoleWidth > 0 {
@@ -425,14 +436,24 @@ func knownCaps() []string {
 }
 
 // allCaps is every capability the running kernel supports (all known ones
-// when that cannot be told).
+// when that cannot be told) that berth itself may hand out: those in its
+// own bounding set, so that --privileged works when berth runs in a
+// restricted environment (a container without CAP_SYS_RESOURCE, say)
+// instead of failing to apply capabilities it never had.
 func allCaps() []string {
 	list, err := capability.ListSupported()
 	if err != nil {
-		return knownCaps()
+		list = capability.ListKnown()
+	}
+	self, err := capability.NewPid2(0)
+	if err == nil {
+		err = self.Load()
 	}
 	var out []string
 	for _, c := range list {
+		if err == nil && !self.Get(capability.BOUNDING, c) {
+			continue
+		}
 		out = append(out, "CAP_"+strings.ToUpper(c.String()))
 	}
 	return out
@@ -868,4 +889,34 @@ func ExecProcess(spec *specs.Spec, opts ExecOptions) (*specs.Process, error) {
 		}
 	}
 	return p, nil
+}
+
+// SeccompUnconfined is the CreateOptions.Seccomp value that applies no
+// syscall filter.
+const SeccompUnconfined = "unconfined"
+
+// seccompFilter resolves opts.Seccomp for a process with bounding
+// capabilities caps.
+func seccompFilter(opts CreateOptions, caps []string) (*specs.LinuxSeccomp, error) {
+	if opts.Privileged || opts.Seccomp == SeccompUnconfined {
+		return nil, nil
+	}
+	profile := seccomp.Default()
+	if opts.Seccomp != "" {
+		if !SeccompSupported {
+			return nil, fmt.Errorf("seccomp profile given but this berth was built without seccomp support (build tag seccomp): %w", errdefs.ErrNotImplemented)
+		}
+		p, err := seccomp.Parse([]byte(opts.Seccomp))
+		if err != nil {
+			return nil, err
+		}
+		profile = p
+	} else if !SeccompSupported {
+		return nil, nil
+	}
+	f, err := profile.Spec(seccomp.Target{Caps: caps, Kernel: kernelRelease()})
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	return f, nil
 }
