@@ -51,9 +51,6 @@ the command could not be invoked, 127 that it was not found.`,
 			if err != nil {
 				return err
 			}
-			if f.detach {
-				return fmt.Errorf("exec --detach: %w", errdefs.ErrNotImplemented)
-			}
 			if f.tty && f.interactive && !f.detach {
 				if _, ok := terminalFdOf(g.In); !ok {
 					return usageErrorf("the input device is not a TTY")
@@ -70,6 +67,12 @@ the command could not be invoked, 127 that it was not found.`,
 			}
 			if !c.State.Running {
 				return fmt.Errorf("container %s is not running: %w", args[0], errdefs.ErrConflict)
+			}
+			if f.detach {
+				if err := m.ExecDetached(ctx, c.Config.ID, opts); err != nil {
+					return startFailed(err)
+				}
+				return nil
 			}
 			resize, restore := setupTerminal(g, f.tty, f.interactive)
 			streams := runtime.AttachStreams{Stdout: g.Out, Stderr: g.Err, Tty: f.tty, Resize: resize, DetachKeys: f.detachKeys}

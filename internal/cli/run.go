@@ -306,11 +306,11 @@ func (f *createFlags) config(args []string) (runtime.ContainerConfig, error) {
 		if n == "" {
 			return cfg, usageErrorf("invalid --network: the name must not be empty")
 		}
-		if (n == "host" || n == "none") && len(f.networks) > 1 {
+		if (n == "host" || n == "none" || strings.HasPrefix(n, "container:")) && len(f.networks) > 1 {
 			return cfg, usageErrorf("conflicting options: --network %s cannot be combined with other networks", n)
 		}
 	}
-	if cfg.NetworkMode != "host" && cfg.NetworkMode != "none" {
+	if cfg.NetworkMode != "host" && cfg.NetworkMode != "none" && !strings.HasPrefix(cfg.NetworkMode, "container:") {
 		cfg.Networks = dedupe(append([]string{cfg.NetworkMode}, f.networks...))
 	}
 	if len(f.aliases) > 0 {

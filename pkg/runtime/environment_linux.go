@@ -48,6 +48,8 @@ const (
 	netModeBridge = "bridge"
 	netModeHost   = "host"
 	netModeNone   = "none"
+	// netModeContainerPrefix starts --network container:NAME.
+	netModeContainerPrefix = "container:"
 )
 
 // EnvParams is what PrepareEnvironment needs: the engine's state root and
@@ -60,6 +62,9 @@ type EnvParams struct {
 	Volumes   *volume.Store
 	Networks  *network.Manager
 	Config    *ContainerConfig
+	// Resolve finds another container (for --network container:NAME);
+	// nil refuses that mode.
+	Resolve func(ctx context.Context, idOrName string) (Container, error)
 }
 
 // Environment is everything prepared around a container's process: its
@@ -88,8 +93,9 @@ type Environment struct {
 	volumeStore  *volume.Store
 	reservations []*network.PortReservation
 	mounted      bool
-	netns        string   // made by this environment, to remove
-	created      []string // volumes created by PrepareEnvironment
+	netns        string     // made by this environment, to remove
+	sharedNet    *Container // the container whose network this one joined
+	created      []string   // volumes created by PrepareEnvironment
 	mu           sync.Mutex
 }
 
@@ -229,9 +235,63 @@ func validateEnv(p EnvParams) error {
 			return fmt.Errorf("invalid port publication: container port 0: %w", errdefs.ErrInvalidArgument)
 		}
 	}
-	if strings.HasPrefix(cfg.NetworkMode, "container:") {
-		return fmt.Errorf("network mode %q: sharing another container's network is not supported yet: %w", cfg.NetworkMode, errdefs.ErrNotImplemented)
+	if err := validateNetworkMode(cfg); err != nil {
+		return err
 	}
+	return nil
+}
+
+// validateNetworkMode checks the options that cannot go with --network
+// container:NAME, as docker does.
+func validateNetworkMode(cfg *ContainerConfig) error {
+	if target, ok := strings.CutPrefix(cfg.NetworkMode, netModeContainerPrefix); ok {
+		conflict := func(what string) error {
+			return fmt.Errorf("conflicting options: %s and the network mode %s: %w", what, cfg.NetworkMode, errdefs.ErrInvalidArgument)
+		}
+		switch {
+		case target == "":
+			return fmt.Errorf("invalid network mode %q: name the container (container:NAME|ID): %w", cfg.NetworkMode, errdefs.ErrInvalidArgument)
+		case target == strings.TrimPrefix(cfg.Name, "/") || target == cfg.ID:
+			return fmt.Errorf("network mode %q: a container cannot join its own network: %w", cfg.NetworkMode, errdefs.ErrInvalidArgument)
+		case len(cfg.Ports) > 0 || cfg.PublishAll:
+			return conflict("port publishing")
+		case cfg.Create.Hostname != "":
+			return conflict("hostname")
+		case len(cfg.DNS) > 0:
+			return conflict("dns")
+		case len(cfg.ExtraHosts) > 0:
+			return conflict("custom host-to-IP mapping")
+		case len(cfg.Aliases) > 0 || len(cfg.Networks) > 1:
+			return conflict("other networks and aliases")
+		}
+	}
+	return nil
+}
+
+// joinContainerNetwork makes the container share the network namespace
+// (and the hostname, hosts and resolv.conf files) of the running container
+// target, as docker's --network container:NAME does.
+func (e *Environment) joinContainerNetwork(ctx context.Context, p EnvParams, target string, opts *CreateOptions) error {
+	if p.Resolve == nil {
+		return fmt.Errorf("network mode container:%s is not available here: %w", target, errdefs.ErrNotImplemented)
+	}
+	t, err := p.Resolve(ctx, target)
+	if err != nil {
+		return fmt.Errorf("join the network of container %s: %w", target, err)
+	}
+	if !t.State.Running || t.State.Pid <= 0 {
+		return fmt.Errorf("cannot join the network of container %s: it is not running: %w", target, errdefs.ErrConflict)
+	}
+	if t.Config.NetworkMode == netModeHost {
+		opts.HostNetwork = true
+		opts.NetNSPath = ""
+	} else {
+		opts.NetNSPath = fmt.Sprintf("/proc/%d/ns/net", t.State.Pid)
+		if _, err := os.Stat(opts.NetNSPath); err != nil {
+			return fmt.Errorf("cannot join the network of container %s: %w", target, errdefs.ErrConflict)
+		}
+	}
+	e.sharedNet = &t
 	return nil
 }
 
@@ -369,6 +429,9 @@ func (e *Environment) setupNetwork(ctx context.Context, p EnvParams, cf *v1.Conf
 	mode := cfg.NetworkMode
 	if mode == "" {
 		mode = netModeBridge
+	}
+	if target, ok := strings.CutPrefix(mode, netModeContainerPrefix); ok {
+		return e.joinContainerNetwork(ctx, p, target, opts)
 	}
 	switch mode {
 	case netModeHost:
@@ -554,6 +617,16 @@ func (e *Environment) writeFiles(ctx context.Context, p EnvParams, opts *CreateO
 	cfg := p.Config
 	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return err
+	}
+	if t := e.sharedNet; t != nil {
+		// Sharing a network namespace means sharing its names too.
+		opts.HostnamePath = filepath.Join(t.Dir, envHostnameFile)
+		opts.HostsPath = filepath.Join(t.Dir, envHostsFile)
+		opts.ResolvConfPath = filepath.Join(t.Dir, envResolvConfFile)
+		if h, err := os.ReadFile(opts.HostnamePath); err == nil {
+			opts.Hostname = strings.TrimSpace(string(h))
+		}
+		return nil
 	}
 	hostname := opts.Hostname
 	if hostname == "" && opts.HostNetwork {

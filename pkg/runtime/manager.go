@@ -173,7 +173,7 @@ func NewManager(ctx context.Context, root string, s *store.Store) (*Manager, err
 func (m *Manager) containersDir() string { return filepath.Join(m.root, "containers") }
 
 func (m *Manager) envParams(dir string, cfg *ContainerConfig) EnvParams {
-	return EnvParams{Root: m.root, Dir: dir, Store: m.store, Layers: m.layers, Volumes: m.volumes, Networks: m.networks, Config: cfg}
+	return EnvParams{Root: m.root, Dir: dir, Store: m.store, Layers: m.layers, Volumes: m.volumes, Networks: m.networks, Config: cfg, Resolve: m.Get}
 }
 
 func noSuchContainer(idOrName string) error {
@@ -485,6 +485,14 @@ func (m *Manager) validate(ctx context.Context, cfg *ContainerConfig) error {
 	}
 	if _, err := logs.ParseOptions(cfg.LogOpts); err != nil {
 		return err
+	}
+	if err := validateNetworkMode(cfg); err != nil {
+		return err
+	}
+	if target, ok := strings.CutPrefix(cfg.NetworkMode, netModeContainerPrefix); ok {
+		if _, err := m.resolve(target); err != nil {
+			return fmt.Errorf("network mode %s: %w", cfg.NetworkMode, err)
+		}
 	}
 	if cfg.StopSignal != "" {
 		if _, err := ParseSignal(cfg.StopSignal); err != nil {

@@ -94,10 +94,10 @@ func effectiveNetworks(cfg ContainerConfig) []string {
 	if len(cfg.Networks) > 0 {
 		return slices.Clone(cfg.Networks)
 	}
-	switch cfg.NetworkMode {
-	case netModeHost, netModeNone:
+	switch {
+	case cfg.NetworkMode == netModeHost, cfg.NetworkMode == netModeNone, strings.HasPrefix(cfg.NetworkMode, netModeContainerPrefix):
 		return nil
-	case "":
+	case cfg.NetworkMode == "":
 		return []string{network.DefaultNetwork}
 	}
 	return []string{cfg.NetworkMode}
@@ -142,8 +142,8 @@ func ConnectNetwork(ctx context.Context, root string, nets *network.Manager, idO
 	if cfg, err = loadConfig(dir); err != nil {
 		return err
 	}
-	switch cfg.NetworkMode {
-	case netModeHost, netModeNone:
+	switch {
+	case cfg.NetworkMode == netModeHost, cfg.NetworkMode == netModeNone, strings.HasPrefix(cfg.NetworkMode, netModeContainerPrefix):
 		return fmt.Errorf("container %s uses the %s network mode and cannot be connected to other networks: %w", strings.TrimPrefix(cfg.Name, "/"), cfg.NetworkMode, errdefs.ErrInvalidArgument)
 	}
 	current := effectiveNetworks(cfg)

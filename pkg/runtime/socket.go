@@ -57,8 +57,10 @@ type request struct {
 	Stdout bool `json:"stdout,omitempty"`
 	Stderr bool `json:"stderr,omitempty"`
 	Logs   bool `json:"logs,omitempty"`
-	// Exec: the process.
-	Exec *ExecOptions `json:"exec,omitempty"`
+	// Exec: the process; Detach starts it in the background (exec -d):
+	// the supervisor answers once it runs and discards its output.
+	Exec   *ExecOptions `json:"exec,omitempty"`
+	Detach bool         `json:"detach,omitempty"`
 	// Resize.
 	Width  uint16 `json:"width,omitempty"`
 	Height uint16 `json:"height,omitempty"`

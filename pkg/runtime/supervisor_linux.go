@@ -952,6 +952,10 @@ func (s *supervisor) handleExec(conn net.Conn, br *bufio.Reader, req request) {
 		writeResponse(conn, errResponse(err))
 		return
 	}
+	if req.Detach {
+		writeResponse(conn, s.execDetached(ctx, c, sp))
+		return
+	}
 	fw := &frameWriter{w: conn}
 	var p *Process
 	var console, stdinW *os.File
