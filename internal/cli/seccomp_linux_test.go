@@ -58,3 +58,25 @@ func TestSeccomp(t *testing.T) {
 		t.Errorf("missing profile: exit %d, %q", code, errOut)
 	}
 }
+
+// TestPrivilegedDevices checks that --privileged containers see the host's
+// devices and others only the default set.
+func TestPrivilegedDevices(t *testing.T) {
+	e := newCtrEnv(t)
+	var dev string
+	for _, d := range []string{"/dev/kmsg", "/dev/loop-control", "/dev/fuse", "/dev/tty0"} {
+		if _, err := os.Stat(d); err == nil {
+			dev = d
+			break
+		}
+	}
+	if dev == "" {
+		t.Skip("the host has none of the devices this test looks for")
+	}
+	if _, errOut, code := e.berth("", "run", "--rm", "--privileged", "mini:1", "test", "-e", dev); code != 0 {
+		t.Errorf("--privileged: %s missing (exit %d: %s)", dev, code, errOut)
+	}
+	if _, _, code := e.berth("", "run", "--rm", "mini:1", "test", "-e", dev); code == 0 {
+		t.Errorf("an unprivileged container sees the host's %s", dev)
+	}
+}

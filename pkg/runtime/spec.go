@@ -311,6 +311,8 @@ func CreateSpec(img *v1.Config, rootfsPath string, opts CreateOptions) (*specs.S
 	if !opts.Privileged {
 		s.Linux.MaskedPaths = slices.Clone(MaskedPaths)
 		s.Linux.ReadonlyPaths = slices.Clone(ReadonlyPaths)
+	} else if s.Linux.Devices, err = hostDevices(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
