@@ -55,13 +55,24 @@ func chooseFirewall(ctx context.Context) (firewall, error) {
 	case iptFW.name():
 		return iptFW, nil
 	}
+	// The choice is made once per boot (it runs iptables -V).
+	for _, fw := range firewalls {
+		if fw.available() && stampValid(backendStampPath(), "boot="+bootID()+" backend="+fw.name()+"\n") {
+			return fw, nil
+		}
+	}
+	var chosen firewall
 	switch {
 	case nftFW.available() && (!iptFW.available() || iptablesIsNft(ctx)):
-		return nftFW, nil
+		chosen = nftFW
 	case iptFW.available():
-		return iptFW, nil
+		chosen = iptFW
 	case nftFW.available():
-		return nftFW, nil
+		chosen = nftFW
+	}
+	if chosen != nil {
+		writeStamp(backendStampPath(), "boot="+bootID()+" backend="+chosen.name()+"\n")
+		return chosen, nil
 	}
 	return nil, fmt.Errorf("firewall: neither nft nor iptables is installed (apt-get install nftables): %w", errdefs.ErrNotImplemented)
 }
@@ -73,14 +84,28 @@ func iptablesIsNft(ctx context.Context) bool {
 	return err == nil && strings.Contains(string(v), "nf_tables")
 }
 
-// fwEnsureNetwork installs n's firewall state with the chosen backend.
+// fwEnsureNetwork installs n's firewall state with the chosen backend,
+// unless its stamp says that was done in this boot (see fwstamp_linux.go).
 func fwEnsureNetwork(ctx context.Context, n Network) error {
+	stamp, want := networkStampPath(n), networkStamp(n)
+	if forceFirewall == "" && stampValid(stamp, want) {
+		return nil
+	}
 	err := fwLocked(ctx, func(ctx context.Context) error {
+		if forceFirewall == "" && stampValid(stamp, want) {
+			return nil // another process just did it
+		}
 		fw, err := chooseFirewall(ctx)
 		if err != nil {
 			return err
 		}
-		return fw.ensureNetwork(ctx, n)
+		if err := fw.ensureNetwork(ctx, n); err != nil {
+			return err
+		}
+		if forceFirewall == "" {
+			writeStamp(stamp, want)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("firewall for network %s: %w", n.Name, err)
@@ -92,6 +117,7 @@ func fwEnsureNetwork(ctx context.Context, n Network) error {
 // installed (the choice may have changed since it was set up).
 func fwRemoveNetwork(ctx context.Context, n Network) error {
 	err := fwLocked(ctx, func(ctx context.Context) error {
+		removeStamp(networkStampPath(n))
 		var errs []error
 		for _, fw := range firewalls {
 			if fw.available() {

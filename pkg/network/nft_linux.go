@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -164,11 +165,21 @@ func nft(ctx context.Context, script string) error {
 // nftEnsureTable creates table ip <table> unless it exists with the
 // current rules, and updates the rules of one an older berth made.
 func nftEnsureTable(ctx context.Context, table string) error {
-	out, err := exec.CommandContext(ctx, "nft", "list", "table", "ip", table).Output()
-	if err == nil && strings.Contains(string(out), fmt.Sprintf("comment %q", nftVersion)) {
+	stamp, want := filepath.Join(fwStampDir, "nft-table-"+table), "boot="+bootID()+" rules="+nftVersion+"\n"
+	useStamp := forceFirewall == "" && table == nftTable
+	if useStamp && stampValid(stamp, want) {
 		return nil
 	}
-	return nft(ctx, nftEnsureScript(table))
+	out, err := exec.CommandContext(ctx, "nft", "list", "table", "ip", table).Output()
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("comment %q", nftVersion)) {
+		if err := nft(ctx, nftEnsureScript(table)); err != nil {
+			return err
+		}
+	}
+	if useStamp {
+		writeStamp(stamp, want)
+	}
+	return nil
 }
 
 // nftTableEmpty reports whether table ip berth has no set or map
@@ -328,5 +339,6 @@ func nftDeleteTableIfEmpty(ctx context.Context) error {
 	if err != nil || !empty {
 		return err
 	}
+	clearStamps()
 	return nft(ctx, "delete table ip "+nftTable+"\n")
 }
