@@ -212,6 +212,7 @@ func (s *supervisor) run(ctx context.Context, report *os.File) int {
 	s.markRunning(true)
 	s.parentLocked = false
 	writeReport(report, nil)
+	go trimMemory(ctx)
 
 	// Stopped itself (host shutdown), the supervisor stops its container
 	// as "berth stop" would.
