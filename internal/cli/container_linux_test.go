@@ -4,11 +4,14 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +26,52 @@ import (
 func TestMain(m *testing.M) {
 	runtime.InitIfRequested()
 	runtime.SuperviseIfRequested()
-	os.Exit(m.Run())
+	code := m.Run()
+	if miniTemplate.dir != "" {
+		_ = os.RemoveAll(miniTemplate.dir)
+	}
+	os.Exit(code)
+}
+
+// miniTemplate is a data directory made once per test binary with the
+// minimal base image imported as "mini:1" and its layer unpacked; each
+// ctrEnv starts from a hard-linked copy of its images and layers (blobs
+// and unpacked layers are never written in place), which saves an import
+// and an unpack per test. Tests must not modify blobs or layer files in
+// place (they would change every test's copy); deleting them is fine.
+var miniTemplate struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func miniTemplateDir(t *testing.T) string {
+	t.Helper()
+	miniTemplate.once.Do(func() {
+		tarball := testutil.BaseTarball(t, "minimal")
+		dir, err := os.MkdirTemp("", "berth-cli-template-")
+		if err != nil {
+			miniTemplate.err = err
+			return
+		}
+		miniTemplate.dir = dir
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		for _, args := range [][]string{
+			{"import", tarball, "mini:1"},
+			{"run", "--rm", "--network", "none", "mini:1", "true"}, // unpacks the layer
+		} {
+			var errOut bytes.Buffer
+			if code := Main(ctx, append([]string{"--root", dir}, args...), strings.NewReader(""), io.Discard, &errOut); code != 0 {
+				miniTemplate.err = fmt.Errorf("template %q: exit %d: %s", args, code, errOut.String())
+				return
+			}
+		}
+	})
+	if miniTemplate.err != nil {
+		t.Fatal(miniTemplate.err)
+	}
+	return miniTemplate.dir
 }
 
 // ctrEnv is a data directory with the minimal base image as "mini:1".
@@ -37,8 +85,14 @@ func newCtrEnv(t *testing.T) *ctrEnv {
 	testutil.RequiresRoot(t)
 	e := &ctrEnv{t: t, root: t.TempDir()}
 	nettest.CleanupNetworks(t, e.root)
-	if _, errOut, code := e.berth("", "import", testutil.BaseTarball(t, "minimal"), "mini:1"); code != 0 {
-		t.Fatalf("import: %d %s", code, errOut)
+	tmpl := miniTemplateDir(t)
+	if out, err := exec.Command("cp", "-a", "-l", filepath.Join(tmpl, "images"), filepath.Join(tmpl, "layers"), e.root+"/").CombinedOutput(); err != nil {
+		t.Fatalf("copy the template data directory: %v: %s", err, out)
+	}
+	// Lock files must not be shared between tests' stores.
+	locks, _ := filepath.Glob(filepath.Join(e.root, "images", "*.lock"))
+	for _, l := range locks {
+		_ = os.Remove(l)
 	}
 	t.Cleanup(func() {
 		out, _, _ := e.berth("", "ps", "-aq", "--no-trunc")
