@@ -57,13 +57,20 @@ bytes.`,
 			}
 			opts := archive.SaveOptions{Format: format}
 			if output != "" {
-				return archive.SaveToFile(ctx, s, args, output, opts)
+				err = archive.SaveToFile(ctx, s, args, output, opts)
+			} else {
+				bw := bufio.NewWriterSize(g.Out, 1<<20)
+				if err = archive.Save(ctx, s, args, bw, opts); err == nil {
+					err = bw.Flush()
+				}
 			}
-			bw := bufio.NewWriterSize(g.Out, 1<<20)
-			if err := archive.Save(ctx, s, args, bw, opts); err != nil {
+			if err != nil {
 				return err
 			}
-			return bw.Flush()
+			for _, name := range args {
+				g.emitImageEvent("save", imageIDOf(ctx, s, name), name)
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -112,6 +119,7 @@ named unless all of it loads.`,
 				return err
 			}
 			for _, img := range imgs {
+				g.emitImage(ctx, s, img, "load", "")
 				if len(img.Names) == 0 {
 					id, err := s.ID(ctx, img)
 					if err != nil {
@@ -186,6 +194,11 @@ Set SOURCE_DATE_EPOCH for a reproducible image ID.`,
 			if err != nil {
 				return err
 			}
+			name := ""
+			if opts.Ref != nil {
+				name = opts.Ref.Familiar()
+			}
+			g.emitImageEvent("import", id.String(), name)
 			fmt.Fprintln(g.Out, id.String())
 			return nil
 		},

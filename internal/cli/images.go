@@ -352,9 +352,11 @@ unique prefix of it). A name that pointed at another image moves to this one.`,
 			if err != nil {
 				return err
 			}
-			if _, err := st.Tag(ctx, args[0], target); err != nil {
+			img, err := st.Tag(ctx, args[0], target)
+			if err != nil {
 				return noSuchImage(args[0], err)
 			}
+			g.emitImage(ctx, st, img, "tag", target.Familiar())
 			return nil
 		},
 	}
@@ -384,12 +386,15 @@ of the image, which needs --force when the names are in several repositories.`,
 			var msgs []string
 			fatal := false
 			for _, name := range args {
+				id := imageIDOf(ctx, st, name) // for the events
 				res, err := st.Remove(ctx, name, store.RemoveOptions{Force: force, InUse: inUse})
 				for _, u := range res.Untagged {
 					fmt.Fprintln(g.Out, "Untagged:", u)
+					g.emitImageEvent("untag", id, u)
 				}
 				for _, d := range res.Deleted {
 					fmt.Fprintln(g.Out, "Deleted:", d)
+					g.emitImageEvent("delete", d.String(), d.String())
 				}
 				if err != nil {
 					if !errors.Is(err, errdefs.ErrNotFound) {

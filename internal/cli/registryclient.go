@@ -132,6 +132,7 @@ func runPull(cmd *cobra.Command, g *globals, f pullFlags, arg string) error {
 	if err != nil {
 		return err
 	}
+	g.emitImageEvent("pull", ref.Familiar(), ref.Familiar())
 	pullingFrom()
 	if !f.quiet {
 		fmt.Fprintf(g.Out, "Digest: %s\n", res.Digest)
@@ -209,6 +210,7 @@ func runPush(cmd *cobra.Command, g *globals, f pushFlags, arg string) error {
 	if err != nil {
 		return err
 	}
+	g.emitImageEvent("push", res.Reference.Familiar(), res.Reference.Familiar())
 	if f.quiet {
 		fmt.Fprintln(g.Out, res.Reference.String())
 		return nil

@@ -97,9 +97,12 @@ func newRootCmd(g *globals) *cobra.Command {
 		newVolumeCmd(g),
 		newNetworkCmd(g),
 		newBuildCmd(g),
+		newMonitorCmd(g),
+		newEventsCmd(g),
 	)
 	addImageCommands(root, g)
 	addContainerCommands(root, g)
+	addStatsCommands(root, g)
 	return root
 }
 

@@ -428,6 +428,7 @@ func (m *Manager) Create(ctx context.Context, cfg ContainerConfig) (Container, e
 		_ = os.RemoveAll(tmp)
 		return Container{}, fmt.Errorf("create container: %w", err)
 	}
+	m.emit(cfg, "create", nil)
 	return Container{Config: cfg, State: st, Dir: dir}, nil
 }
 
@@ -703,6 +704,7 @@ func (m *Manager) Stop(ctx context.Context, idOrName string, opts StopOptions) e
 	if timeout < 0 {
 		ms = -1
 	}
+	m.emit(c.Config, "kill", map[string]string{"signal": strconv.Itoa(int(sig))})
 	_, err = callSupervisor(ctx, c.Dir, request{Op: opStop, Signal: int(sig), TimeoutMS: ms})
 	if errors.Is(err, errNoSupervisor) {
 		_, err = m.Get(ctx, c.Config.ID) // reconcile
@@ -714,6 +716,7 @@ func (m *Manager) Stop(ctx context.Context, idOrName string, opts StopOptions) e
 	if err != nil {
 		return fmt.Errorf("stop container %s: %w", c.ShortID(), err)
 	}
+	m.emit(c.Config, "stop", nil)
 	return nil
 }
 
@@ -736,6 +739,8 @@ func (m *Manager) Kill(ctx context.Context, idOrName string, signal string) erro
 	if !c.State.active() {
 		return notRunning
 	}
+	// Before the signal, so that the kill comes before the die it causes.
+	m.emit(c.Config, "kill", map[string]string{"signal": strconv.Itoa(int(sig))})
 	_, err = callSupervisor(ctx, c.Dir, request{Op: opKill, Signal: int(sig)})
 	if errors.Is(err, errNoSupervisor) {
 		return notRunning
@@ -760,7 +765,11 @@ func (m *Manager) Restart(ctx context.Context, idOrName string, opts StopOptions
 	if err := m.waitSupervisorGone(ctx, c.Dir); err != nil {
 		return err
 	}
-	return m.Start(ctx, c.Config.ID)
+	if err := m.Start(ctx, c.Config.ID); err != nil {
+		return err
+	}
+	m.emit(c.Config, "restart", nil)
+	return nil
 }
 
 // waitSupervisorGone waits until no supervisor holds dir's lock.
@@ -851,10 +860,13 @@ func (m *Manager) removeStopped(ctx context.Context, id string, volumes bool, he
 	if err := UnmountRootfs(dir); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
+	cfg, _ := loadConfig(dir) // for the destroy event's attributes
+	cfg.ID = id
 	trash := filepath.Join(m.containersDir(), ".rm-"+id)
 	if err := os.Rename(dir, trash); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, classifyFS(err))
 	}
+	m.emit(cfg, "destroy", nil)
 	if err := os.RemoveAll(trash); err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
@@ -1131,8 +1143,13 @@ func (m *Manager) Rename(ctx context.Context, idOrName, newName string) error {
 	if err != nil {
 		return err
 	}
+	oldName := cfg.Name
 	cfg.Name = newName
-	return saveConfig(c.Dir, cfg)
+	if err := saveConfig(c.Dir, cfg); err != nil {
+		return err
+	}
+	m.emit(cfg, "rename", map[string]string{"oldName": "/" + oldName})
+	return nil
 }
 
 // Pause freezes the container's processes.
@@ -1186,7 +1203,15 @@ func (m *Manager) setPaused(ctx context.Context, idOrName string, pause bool) er
 	} else {
 		st.Status = StatusRunning
 	}
-	return saveState(c.Dir, st)
+	if err := saveState(c.Dir, st); err != nil {
+		return err
+	}
+	if pause {
+		m.emit(c.Config, "pause", nil)
+	} else {
+		m.emit(c.Config, "unpause", nil)
+	}
+	return nil
 }
 
 // Prune removes every stopped container and returns their IDs.

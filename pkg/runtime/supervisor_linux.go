@@ -210,6 +210,7 @@ func (s *supervisor) run(ctx context.Context, report *os.File) int {
 		return 1
 	}
 	s.markRunning(true)
+	s.m.emitCurrent(s.dir, s.cfg, "start", nil)
 	s.parentLocked = false
 	writeReport(report, nil)
 	go trimMemory(ctx)
@@ -236,6 +237,7 @@ func (s *supervisor) run(ctx context.Context, report *os.File) int {
 	delay := backoffStart
 	for {
 		st := s.waitExit(ctx)
+		s.m.emitExit(s.dir, s.cfg, st.Code, st.OOMKilled)
 		restart := s.shouldRestart(st)
 		if !restart {
 			s.recordExit(st, false)
@@ -274,6 +276,7 @@ func (s *supervisor) run(ctx context.Context, report *os.File) int {
 			break
 		}
 		s.markRunning(false)
+		s.m.emitCurrent(s.dir, s.cfg, "start", nil)
 	}
 	close(s.loopDone)
 	s.finish(ctx)
@@ -533,19 +536,9 @@ func (s *supervisor) shouldRestart(st ExitStatus) bool {
 // recordExit writes how the process ended and tells waiters and
 // attached clients.
 func (s *supervisor) recordExit(st ExitStatus, restarting bool) {
-	s.mu.Lock()
-	s.running = false
-	s.lastExit = st
-	s.exits++
-	if s.stdin != nil {
-		_ = s.stdin.Close()
-		s.stdin = nil
-	}
-	if s.console != nil {
-		_ = s.console.Close()
-		s.console = nil
-	}
-	s.mu.Unlock()
+	// The state file first: once s.running is false, an attach or a wait
+	// answers at once, and its client must then find the container
+	// stopped on disk (run followed by rm).
 	s.updateState(func(state *State) {
 		state.Running = restarting // docker: a restarting container counts as running
 		state.Restarting = restarting
@@ -561,6 +554,17 @@ func (s *supervisor) recordExit(st ExitStatus, restarting bool) {
 		}
 	})
 	s.mu.Lock()
+	s.running = false
+	s.lastExit = st
+	s.exits++
+	if s.stdin != nil {
+		_ = s.stdin.Close()
+		s.stdin = nil
+	}
+	if s.console != nil {
+		_ = s.console.Close()
+		s.console = nil
+	}
 	waiters := s.exitWaiters
 	s.exitWaiters = nil
 	clients := s.clients
