@@ -6,7 +6,7 @@
 #      imported,
 #   2. berth build of examples/flask-hello from its Dockerfile,
 #   3. berth run -d -p 8080:80 --memory 256m, then the app's answer on
-#      localhost, berth ps and berth logs,
+#      localhost, berth ps, berth stats --no-stream and berth logs,
 #   4. push to berth's embedded registry, remove, pull back, verify,
 #   5. stop and remove the container.
 # Everything lives in a temporary --root that is removed at the end
@@ -67,6 +67,7 @@ echo "curl http://127.0.0.1:$HOST_PORT/ -> $answer"
 	exit 1
 }
 b ps
+b stats --no-stream demo-web
 b logs --tail 5 demo-web
 
 echo "== 4. push to berth's embedded registry, remove, pull back"
