@@ -178,6 +178,19 @@ func emptyIfNil(s []string) []string {
 	return s
 }
 
+// dockerHealth is State.Health as docker shows it: nil without a health
+// check, an empty (not null) Log before the first probe.
+func dockerHealth(h *runtime.Health) *runtime.Health {
+	if h == nil {
+		return nil
+	}
+	out := *h
+	if out.Log == nil {
+		out.Log = []runtime.HealthProbe{}
+	}
+	return &out
+}
+
 // newContainerInspect builds c's inspect object; r resolves the command
 // and logPath is the log file.
 func newContainerInspect(c runtime.Container, r *commandResolver, logPath string) containerInspect {
@@ -207,7 +220,7 @@ func newContainerInspect(c runtime.Container, r *commandResolver, logPath string
 			Error:      st.Error,
 			StartedAt:  dockerTime(st.StartedAt),
 			FinishedAt: dockerTime(st.FinishedAt),
-			Health:     st.Health,
+			Health:     dockerHealth(st.Health),
 		},
 		Config: inspectConfig{
 			Hostname:    co.Hostname,

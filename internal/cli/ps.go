@@ -338,11 +338,23 @@ func newPsRow(c runtime.Container, r *commandResolver, trunc, size bool, now tim
 // psFilter is a parsed set of ps --filter values.
 type psFilter struct {
 	status, names, ids, ancestors, exited []string
+	health                                []string
 	labels                                map[string]*string
 	namesRE                               []*regexp.Regexp
 }
 
 var psStatuses = []string{"created", "restarting", "running", "removing", "paused", "exited", "dead"}
+
+// psHealths are the values of the health filter ("none": no health check).
+var psHealths = []string{"starting", "healthy", "unhealthy", "none"}
+
+// healthStatus is c's health status for the health filter.
+func healthStatus(st runtime.State) string {
+	if st.Health == nil || st.Health.Status == "" {
+		return "none"
+	}
+	return st.Health.Status
+}
 
 func parsePsFilter(args []string) (psFilter, error) {
 	var f psFilter
@@ -373,6 +385,11 @@ func parsePsFilter(args []string) (psFilter, error) {
 				return f, usageErrorf("invalid filter 'exited=%s': want an exit code", v)
 			}
 			f.exited = append(f.exited, v)
+		case "health":
+			if !slices.Contains(psHealths, v) {
+				return f, usageErrorf("invalid filter 'health=%s': want one of %s", v, strings.Join(psHealths, ", "))
+			}
+			f.health = append(f.health, v)
 		case "label":
 			if f.labels == nil {
 				f.labels = map[string]*string{}
@@ -414,6 +431,9 @@ func (f psFilter) match(c runtime.Container) bool {
 	if len(f.status) > 0 && !slices.Contains(f.status, containerState(c.State)) {
 		return false
 	}
+	if len(f.health) > 0 && !slices.Contains(f.health, healthStatus(c.State)) {
+		return false
+	}
 	if len(f.namesRE) > 0 && !slices.ContainsFunc(f.namesRE, func(re *regexp.Regexp) bool { return re.MatchString(containerName(c)) }) {
 		return false
 	}
@@ -447,7 +467,7 @@ func newPsCmd(g *globals, use string) *cobra.Command {
 		Short: "List containers",
 		Long: `List running containers (all with -a), newest first. Filters: status=,
 name= (regular expression), id= (prefix), label=KEY[=VALUE], ancestor=IMAGE,
-exited=CODE.`,
+exited=CODE, health=starting|healthy|unhealthy|none.`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			flt, err := parsePsFilter(filters)

@@ -467,6 +467,9 @@ func (m *Manager) validate(ctx context.Context, cfg *ContainerConfig) error {
 	if cfg.Image == "" {
 		cfg.Image = cfg.ImageID.String()
 	}
+	if cfg.Healthcheck, err = m.effectiveHealthcheck(ctx, img, cfg.Healthcheck); err != nil {
+		return err
+	}
 	p := &cfg.RestartPolicy
 	switch p.Name {
 	case "":

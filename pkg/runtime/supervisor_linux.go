@@ -136,6 +136,8 @@ type supervisor struct {
 	// foreground run); logsAttachedRun is set when one did in this run.
 	logsAttached    chan struct{}
 	logsAttachedRun bool
+	// health runs the health checks (health_linux.go).
+	health supervisorHealth
 }
 
 type frameData struct {
@@ -214,6 +216,7 @@ func (s *supervisor) run(ctx context.Context, report *os.File) int {
 	s.parentLocked = false
 	writeReport(report, nil)
 	go trimMemory(ctx)
+	s.startHealth()
 
 	// Stopped itself (host shutdown), the supervisor stops its container
 	// as "berth stop" would.
@@ -237,8 +240,9 @@ func (s *supervisor) run(ctx context.Context, report *os.File) int {
 	delay := backoffStart
 	for {
 		st := s.waitExit(ctx)
+		s.stopHealth()
 		s.m.emitExit(s.dir, s.cfg, st.Code, st.OOMKilled)
-		restart := s.shouldRestart(st)
+		restart := s.takeHealthRestart() || s.shouldRestart(st)
 		if !restart {
 			s.recordExit(st, false)
 			break
@@ -277,6 +281,7 @@ func (s *supervisor) run(ctx context.Context, report *os.File) int {
 		}
 		s.markRunning(false)
 		s.m.emitCurrent(s.dir, s.cfg, "start", nil)
+		s.startHealth()
 	}
 	close(s.loopDone)
 	s.finish(ctx)
@@ -464,6 +469,7 @@ func (s *supervisor) markRunning(first bool) {
 		st.SupervisorPid = os.Getpid()
 		st.Error = ""
 		st.StartedAt = s.start.UTC()
+		st.Health = s.resetHealth(st.Health)
 		if first {
 			st.ExitCode = 0
 			st.StopRequested = false
