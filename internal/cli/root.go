@@ -97,6 +97,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newVolumeCmd(g),
 		newNetworkCmd(g),
 		newBuildCmd(g),
+		newInitCmd(g),
 		newMonitorCmd(g),
 		newEventsCmd(g),
 	)

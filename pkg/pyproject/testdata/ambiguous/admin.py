@@ -1,0 +1,8 @@
+import flask
+
+app = flask.Flask("admin")
+
+
+@app.get("/")
+def home():
+    return "admin"
