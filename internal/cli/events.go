@@ -79,6 +79,9 @@ func runEvents(ctx context.Context, g *globals, cmdPath string, o eventsOptions)
 			return usageError{err: errors.New("--until: " + message(err)), cmd: cmdPath}
 		}
 	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
+		return usageError{err: fmt.Errorf("--since %s is after --until %s: nothing can match", o.since, o.until), cmd: cmdPath}
+	}
 	if f.Args, err = events.ParseFilters(o.filters); err != nil {
 		return usageError{err: errors.New("--filter: " + message(err)), cmd: cmdPath}
 	}

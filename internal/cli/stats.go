@@ -98,6 +98,7 @@ func runStats(ctx context.Context, g *globals, o statsOptions, names []string) e
 	}
 	col := monitor.NewCollector(m, monitor.CollectOptions{Names: names, All: o.all})
 	tty := isTTY(g.Out)
+	warned := map[string]string{} // container ID -> the error last reported
 	for frame := 0; ; frame++ {
 		start := time.Now()
 		cs, err := col.Collect(ctx)
@@ -107,14 +108,37 @@ func runStats(ctx context.Context, g *globals, o statsOptions, names []string) e
 			}
 			return err
 		}
+		// As docker: a named container that cannot be read at the start
+		// is an error; later, and when listing, its row shows "--".
+		if frame == 0 && len(names) > 0 {
+			var errs []error
+			for _, c := range cs {
+				if c.Err != nil {
+					errs = append(errs, c.Err)
+				}
+			}
+			if len(errs) > 0 {
+				return errors.Join(errs...)
+			}
+		}
 		var buf bytes.Buffer
 		if err := writeList(&buf, o.format, statsFormat, statsRows(cs, names, o.noTrunc)); err != nil {
 			return err
 		}
 		if !o.noStream && tty {
 			redraw(g.Out, buf.Bytes(), frame == 0)
-		} else if _, err := g.Out.Write(buf.Bytes()); err != nil {
-			return err
+		} else {
+			if _, err := g.Out.Write(buf.Bytes()); err != nil {
+				return err
+			}
+			// Say why a row shows "--", once per error (not on a
+			// terminal's redrawn view, which it would garble).
+			for _, c := range cs {
+				if c.Err != nil && warned[c.ID] != c.Err.Error() {
+					warned[c.ID] = c.Err.Error()
+					fmt.Fprintf(g.Err, "warning: %s\n", message(c.Err))
+				}
+			}
 		}
 		if o.noStream {
 			return nil
@@ -158,18 +182,29 @@ func statsRows(cs []monitor.ContainerStats, names []string, noTrunc bool) []any 
 			id = id[:12]
 		}
 		r := statsRow{
-			Container: id,
-			ID:        id,
-			Name:      strings.TrimPrefix(c.Name, "/"),
-			CPUPerc:   formatPercent(c.CPUPercent),
-			MemUsage:  units.BytesSize(float64(c.MemoryUsage)) + " / " + units.BytesSize(float64(c.MemoryLimit)),
-			MemPerc:   formatPercent(c.MemPercent),
-			NetIO:     formatIO(c.NetRx, c.NetTx),
-			BlockIO:   formatIO(c.BlockRead, c.BlockWrite),
-			PIDs:      strconv.FormatUint(c.PIDs, 10),
+			ID:       id,
+			Name:     strings.TrimPrefix(c.Name, "/"),
+			CPUPerc:  formatPercent(c.CPUPercent),
+			MemUsage: units.BytesSize(float64(c.MemoryUsage)) + " / " + units.BytesSize(float64(c.MemoryLimit)),
+			MemPerc:  formatPercent(c.MemPercent),
+			NetIO:    formatIO(c.NetRx, c.NetTx),
+			BlockIO:  formatIO(c.BlockRead, c.BlockWrite),
+			PIDs:     strconv.FormatUint(c.PIDs, 10),
+		}
+		// docker's {{.Container}}: the name or ID as given, else the
+		// short ID (also with --no-trunc).
+		r.Container = c.ID
+		if len(r.Container) > 12 {
+			r.Container = r.Container[:12]
 		}
 		if len(names) == len(cs) {
 			r.Container = names[i]
+		}
+		if r.Name == "" {
+			r.Name = "--"
+		}
+		if c.Err != nil { // docker's invalid reading
+			r.CPUPerc, r.MemUsage, r.MemPerc, r.NetIO, r.BlockIO, r.PIDs = "--", "-- / --", "--", "--", "--", "--"
 		}
 		rows = append(rows, r)
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -30,6 +31,12 @@ func TestStatsRows(t *testing.T) {
 			{BlockIO: "0B / 0B", CPUPerc: "0.00%", Container: "cdcdcdcdcdcd", ID: "cdcdcdcdcdcd", MemPerc: "0.00%",
 				MemUsage: "0B / 0B", Name: "stopped", NetIO: "0B / 0B", PIDs: "0"},
 		}},
+		{"listed, untruncated", nil, true, []statsRow{
+			{BlockIO: "3.5MB / 0B", CPUPerc: "100.00%", Container: id[:12], ID: id, MemPerc: "4.88%",
+				MemUsage: "12.5MiB / 256MiB", Name: "web", NetIO: "1.23kB / 648B", PIDs: "7"},
+			{BlockIO: "0B / 0B", CPUPerc: "0.00%", Container: "cdcdcdcdcdcd", ID: strings.Repeat("cd", 32), MemPerc: "0.00%",
+				MemUsage: "0B / 0B", Name: "stopped", NetIO: "0B / 0B", PIDs: "0"},
+		}},
 		{"named, untruncated", []string{"web", "cdcd"}, true, []statsRow{
 			{BlockIO: "3.5MB / 0B", CPUPerc: "100.00%", Container: "web", ID: id, MemPerc: "4.88%",
 				MemUsage: "12.5MiB / 256MiB", Name: "web", NetIO: "1.23kB / 648B", PIDs: "7"},
@@ -45,6 +52,28 @@ func TestStatsRows(t *testing.T) {
 			if r.(statsRow) != tc.want[i] {
 				t.Errorf("%s: row %d\n got %+v\nwant %+v", tc.name, i, r, tc.want[i])
 			}
+		}
+	}
+}
+
+// A container that could not be read shows docker's "--" row; one
+// without a name shows "--" as its name.
+func TestStatsRowsInvalid(t *testing.T) {
+	rows := statsRows([]monitor.ContainerStats{{
+		Stats:   monitor.Stats{ID: strings.Repeat("ef", 32), Name: "broken", PIDs: 3, MemoryUsage: 5},
+		Running: true, Err: errors.New("stats broken: read cgroup: permission denied"),
+	}, {
+		Stats: monitor.Stats{ID: strings.Repeat("01", 32)},
+	}}, nil, false)
+	want := []statsRow{
+		{BlockIO: "--", CPUPerc: "--", Container: "efefefefefef", ID: "efefefefefef", MemPerc: "--",
+			MemUsage: "-- / --", Name: "broken", NetIO: "--", PIDs: "--"},
+		{BlockIO: "0B / 0B", CPUPerc: "0.00%", Container: "010101010101", ID: "010101010101", MemPerc: "0.00%",
+			MemUsage: "0B / 0B", Name: "--", NetIO: "0B / 0B", PIDs: "0"},
+	}
+	for i, r := range rows {
+		if r.(statsRow) != want[i] {
+			t.Errorf("row %d\n got %+v\nwant %+v", i, r, want[i])
 		}
 	}
 }

@@ -431,3 +431,88 @@ func TestEmitStampsTime(t *testing.T) {
 		t.Error("Emit without type and action succeeded")
 	}
 }
+
+// The data directory is removed (berth system reset) while the journal
+// is followed: the follower does not make it again (which would break
+// the removal), reads nothing meanwhile, and picks up the new journal
+// when berth makes one.
+func TestTailDataDirReset(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	if err := Emit(root, testEvent("before", 0)); err != nil {
+		t.Fatal(err)
+	}
+	tl := &tail{dir: Dir(root)}
+	defer tl.close()
+	var got []string
+	collect := func(e Event) error { got = append(got, e.Actor.ID); return nil }
+	if err := tl.read(collect); err != nil || strings.Join(got, ",") != "before" {
+		t.Fatalf("first read: %v, %v", got, err)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := tl.read(collect); err != nil {
+			t.Fatalf("read after the reset: %v", err)
+		}
+	}
+	if _, err := os.Stat(root); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the follower made the removed data directory again (%v)", err)
+	}
+	if err := Emit(root, testEvent("after", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.read(collect); err != nil || strings.Join(got, ",") != "before,after" {
+		t.Errorf("after the reset: %v, %v; want before,after", got, err)
+	}
+}
+
+// A deleted journal file is not the file now at its path, even when
+// the new one reuses its inode number.
+func TestSameFileDeleted(t *testing.T) {
+	p := filepath.Join(t.TempDir(), currentFile)
+	if err := os.WriteFile(p, []byte("x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameFile(f, fi) {
+		t.Fatal("sameFile of a file and its own stat is false")
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if sameFile(f, fi) { // fi stands for a new file with the old inode
+		t.Error("a deleted file is the same as one with its inode number")
+	}
+}
+
+// Follow keeps going across a reset of the data directory.
+func TestFollowAcrossDataDirReset(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	c := startFollow(t, root, Filter{Since: time.Now()})
+	if err := Emit(root, testEvent("before", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if e := c.next(t); e.Actor.ID != "before" {
+		t.Fatalf("got %+v", e)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := Emit(root, testEvent("after", i)); err != nil {
+			t.Fatal(err)
+		}
+		if e := c.next(t); e.Actor.ID != "after" || atoi(t, e.Actor.Attributes["seq"]) != i {
+			t.Fatalf("after the reset: got %+v, want after #%d", e, i)
+		}
+	}
+}

@@ -34,7 +34,7 @@ func Follow(ctx context.Context, root string, f Filter, fn func(Event) error) er
 		return fmt.Errorf("follow events: %w", err)
 	}
 	w := newWatcher(dir)
-	defer w.close()
+	defer func() { w.close() }()
 	t := &tail{dir: dir}
 	defer t.close()
 	deliver := func(e Event) error {
@@ -46,6 +46,12 @@ func Follow(ctx context.Context, root string, f Filter, fn func(Event) error) er
 	for {
 		if err := t.read(deliver); err != nil {
 			return err
+		}
+		// The data directory was removed (berth system reset) and
+		// maybe made again: watch the new one.
+		if w.stale() {
+			w.close()
+			w = newWatcher(dir)
 		}
 		if !f.Until.IsZero() && time.Now().After(f.Until.Add(untilGrace)) {
 			return nil
@@ -79,7 +85,19 @@ func (t *tail) close() {
 // rotation to the new file. It holds the shared lock, so no rotation
 // happens while it reads.
 func (t *tail) read(fn func(Event) error) error {
-	lf, err := openLock(t.dir, true)
+	// The directory is not made again when it is gone (a reset of the
+	// data directory removing it): the next event's writer makes it.
+	lf, err := openLock(t.dir, false)
+	if errors.Is(err, os.ErrNotExist) {
+		if t.f != nil {
+			if err := t.readRest(fn); err != nil {
+				return err
+			}
+			_ = t.f.Close()
+			t.f, t.off = nil, 0
+		}
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("follow events: %w", err)
 	}
@@ -148,6 +166,9 @@ func (t *tail) readWhole(path string, fn func(Event) error) error {
 	return err
 }
 
+// sameFile tells whether the open file f is the file fi describes. A
+// deleted f (the journal removed with its data directory) is no file on
+// disk, whatever inode number the new journal reuses.
 func sameFile(f *os.File, fi os.FileInfo) bool {
 	a, err := f.Stat()
 	if err != nil {
@@ -158,5 +179,5 @@ func sameFile(f *os.File, fi os.FileInfo) bool {
 	if !ok1 || !ok2 {
 		return os.SameFile(a, fi)
 	}
-	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+	return sa.Nlink > 0 && sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }

@@ -9,18 +9,41 @@ import (
 
 // watcher wakes Follow when the journal's directory changes (inotify),
 // or after the timeout when inotify is not available.
-type watcher struct{ fd int }
+type watcher struct {
+	fd  int
+	dir string
+	// dev and ino identify the directory watched (zero: none).
+	dev uint64
+	ino uint64
+}
 
 func newWatcher(dir string) *watcher {
+	w := &watcher{fd: -1, dir: dir}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return w // polling until the directory is back
+	}
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
-		return &watcher{fd: -1}
+		return w
 	}
 	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_MODIFY|unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE); err != nil {
 		_ = unix.Close(fd)
-		return &watcher{fd: -1}
+		return w
 	}
-	return &watcher{fd: fd}
+	w.fd, w.dev, w.ino = fd, uint64(st.Dev), st.Ino
+	return w
+}
+
+// stale tells whether the directory watched is no longer the one at
+// w.dir (removed, maybe made again), or one has appeared where there was
+// none.
+func (w *watcher) stale() bool {
+	var st unix.Stat_t
+	if err := unix.Stat(w.dir, &st); err != nil {
+		return w.ino != 0
+	}
+	return uint64(st.Dev) != w.dev || st.Ino != w.ino
 }
 
 func (w *watcher) close() {

@@ -14,6 +14,8 @@ func newWatcher(dir string) *watcher { return &watcher{} }
 
 func (w *watcher) close() {}
 
+func (w *watcher) stale() bool { return false }
+
 func (w *watcher) wait(ctx context.Context, timeout time.Duration) error {
 	select {
 	case <-ctx.Done():

@@ -30,6 +30,9 @@ type ContainerInfo struct {
 	// came from; both are absent until the sampler has two readings.
 	Latest *Sample `json:"latest,omitempty"`
 	Stats  *Stats  `json:"stats,omitempty"`
+	// Error is why the running container's last reading failed (an
+	// unreadable cgroup file, say); absent when it worked.
+	Error string `json:"error,omitempty"`
 }
 
 // Port is a published port.
@@ -116,6 +119,7 @@ func (s *Server) info(c runtime.Container) ContainerInfo {
 		if smp, st, ok := s.hist.Latest(c.Config.ID); ok {
 			ci.Latest, ci.Stats = &smp, &st
 		}
+		ci.Error = s.readErr(c.Config.ID)
 	}
 	return ci
 }

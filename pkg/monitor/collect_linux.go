@@ -48,6 +48,10 @@ type ContainerStats struct {
 	CPUPercent float64 `json:"cpu_percent"`
 	// MemPercent is docker's MEM %: MemoryUsage over MemoryLimit.
 	MemPercent float64 `json:"mem_percent"`
+	// Err is why the container could not be read although it runs (or,
+	// after the first Collect, why a named container is gone); only ID,
+	// Name and Image are set then. docker shows such a row as "--".
+	Err error `json:"-"`
 }
 
 // Collect takes one reading of many containers concurrently (see
@@ -62,10 +66,15 @@ func Collect(ctx context.Context, m *runtime.Manager, opts CollectOptions) ([]Co
 // CPU% since the previous Collect's reading of a container. A Collector
 // is not safe for concurrent use.
 type Collector struct {
-	m       *runtime.Manager
-	opts    CollectOptions
-	readers map[string]*reader // by container ID
-	prev    map[string]Stats   // by container ID
+	// list and get are the manager's List and Get (variables for tests).
+	list func(ctx context.Context, opts runtime.ListOptions) ([]runtime.Container, error)
+	get  func(ctx context.Context, idOrName string) (runtime.Container, error)
+	opts CollectOptions
+	set  *readerSet
+	prev map[string]prevStats // by container ID
+	// named are the containers opts.Names resolved to at the last
+	// Collect: one removed since is shown with an error, not an end.
+	named []runtime.Container
 }
 
 // NewCollector returns a Collector of the containers opts selects.
@@ -76,45 +85,50 @@ func NewCollector(m *runtime.Manager, opts CollectOptions) *Collector {
 	if opts.Workers <= 0 {
 		opts.Workers = min(2*goruntime.NumCPU(), 16)
 	}
-	return &Collector{m: m, opts: opts, readers: map[string]*reader{}, prev: map[string]Stats{}}
+	return &Collector{list: m.List, get: m.Get, opts: opts, set: newReaderSet(opts.Workers), prev: map[string]prevStats{}}
 }
 
 // Collect reads the selected containers once. Containers read for the
 // first time are read twice, opts.Interval apart, so that every running
 // container gets a CPU% (unless Interval is negative). A listed
 // container that stops or disappears meanwhile is left out (or, when
-// named or listed with All, reported as not running).
+// named or listed with All, reported as not running). A running
+// container that cannot be read (an unreadable cgroup file, say) is
+// reported with Err set and the others as usual; so is a named container
+// removed after the first Collect.
 func (c *Collector) Collect(ctx context.Context) ([]ContainerStats, error) {
-	ctrs, err := c.selectContainers(ctx)
+	ctrs, gone, err := c.selectContainers(ctx)
 	if err != nil {
 		return nil, err
 	}
 	seen := make(map[string]bool, len(ctrs))
 	var fresh []runtime.Container
-	for _, ctr := range ctrs {
+	for i, ctr := range ctrs {
 		id := ctr.Config.ID
 		seen[id] = true
-		if r := c.readers[id]; r != nil && (!ctr.State.Running || r.c.State.Pid != ctr.State.Pid || !r.c.State.StartedAt.Equal(ctr.State.StartedAt)) {
+		if gone[i] != nil {
+			continue
+		}
+		if prev, ok := c.prev[id]; ok && (!ctr.State.Running || prev.pid != ctr.State.Pid || !prev.started.Equal(ctr.State.StartedAt)) {
 			// Stopped or restarted: its counters start again.
-			delete(c.readers, id)
 			delete(c.prev, id)
 		}
 		if _, ok := c.prev[id]; !ok && ctr.State.Running {
 			fresh = append(fresh, ctr)
 		}
 	}
-	for id := range c.readers {
+	c.set.retain(func(id string) bool { return seen[id] })
+	for id := range c.prev {
 		if !seen[id] {
-			delete(c.readers, id)
 			delete(c.prev, id)
 		}
 	}
 
 	if len(fresh) > 0 && c.opts.Interval > 0 {
-		first := c.readAll(ctx, fresh)
+		first := c.set.readAll(ctx, fresh)
 		for i, ctr := range fresh {
 			if first[i].err == nil {
-				c.prev[ctr.Config.ID] = first[i].stats
+				c.prev[ctr.Config.ID] = prevReading(first[i].stats, ctr)
 			}
 		}
 		t := time.NewTimer(c.opts.Interval)
@@ -126,7 +140,26 @@ func (c *Collector) Collect(ctx context.Context) ([]ContainerStats, error) {
 		}
 	}
 
-	results := c.readAll(ctx, ctrs)
+	live := make([]runtime.Container, 0, len(ctrs))
+	idx := make([]int, 0, len(ctrs))
+	for i, ctr := range ctrs {
+		if gone[i] == nil && ctr.State.Running {
+			live = append(live, ctr)
+			idx = append(idx, i)
+		}
+	}
+	results := make([]readResult, len(ctrs))
+	for i, ctr := range ctrs {
+		switch {
+		case gone[i] != nil:
+			results[i].err = gone[i]
+		case !ctr.State.Running:
+			results[i].err = errNotRunning(ctr)
+		}
+	}
+	for j, r := range c.set.readAll(ctx, live) {
+		results[idx[j]] = r
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -134,50 +167,89 @@ func (c *Collector) Collect(ctx context.Context) ([]ContainerStats, error) {
 	for i, ctr := range ctrs {
 		id := ctr.Config.ID
 		res := results[i]
-		if res.err != nil {
-			if !errors.Is(res.err, errdefs.ErrNotFound) {
-				return nil, res.err
-			}
+		switch {
+		case gone[i] != nil:
+			s := stoppedStats(ctr)
+			s.Err = gone[i]
+			out = append(out, s)
+			continue
+		case res.err != nil && errors.Is(res.err, errdefs.ErrNotFound):
 			// Not running (any more).
-			delete(c.readers, id)
+			c.set.forget(id)
 			delete(c.prev, id)
 			if len(c.opts.Names) > 0 || c.opts.All {
 				out = append(out, stoppedStats(ctr))
 			}
 			continue
+		case res.err != nil:
+			// Running but unreadable: shown, marked, and read afresh
+			// next time.
+			c.set.forget(id)
+			delete(c.prev, id)
+			s := stoppedStats(ctr)
+			s.Running, s.Err = true, res.err
+			out = append(out, s)
+			continue
 		}
 		s := ContainerStats{Stats: res.stats, Running: true, MemPercent: MemPercent(res.stats)}
 		if prev, ok := c.prev[id]; ok {
-			s.CPUPercent = CPUPercent(prev, res.stats)
+			s.CPUPercent = CPUPercent(prev.Stats, res.stats)
 		}
-		c.prev[id] = res.stats
+		c.prev[id] = prevReading(res.stats, ctr)
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// prevStats is a container's previous reading and the run it was taken
+// of (a restart starts the counters again).
+type prevStats struct {
+	Stats
+	pid     int
+	started time.Time
+}
+
+func prevReading(s Stats, ctr runtime.Container) prevStats {
+	return prevStats{Stats: s, pid: ctr.State.Pid, started: ctr.State.StartedAt}
+}
+
+func errNotRunning(ctr runtime.Container) error {
+	name := ctr.Config.Name
+	if name == "" {
+		name = ctr.Config.ID
+	}
+	return fmt.Errorf("container %s is not running: %w", name, errdefs.ErrNotFound)
 }
 
 func stoppedStats(ctr runtime.Container) ContainerStats {
 	return ContainerStats{Stats: Stats{ID: ctr.Config.ID, Name: ctr.Config.Name, Image: ctr.Config.Image, Read: time.Now()}}
 }
 
-// selectContainers resolves the names, or lists the containers.
-func (c *Collector) selectContainers(ctx context.Context) ([]runtime.Container, error) {
+// selectContainers resolves the names, or lists the containers. gone[i]
+// is set for a named container that no longer exists (removed after the
+// first Collect): ctrs[i] is then how it last was.
+func (c *Collector) selectContainers(ctx context.Context) (ctrs []runtime.Container, gone []error, err error) {
 	if len(c.opts.Names) == 0 {
-		ctrs, err := c.m.List(ctx, runtime.ListOptions{All: c.opts.All})
+		ctrs, err := c.list(ctx, runtime.ListOptions{All: c.opts.All})
 		if err != nil {
-			return nil, fmt.Errorf("stats: %w", err)
+			return nil, nil, fmt.Errorf("stats: %w", err)
 		}
-		return ctrs, nil
+		return ctrs, make([]error, len(ctrs)), nil
 	}
-	ctrs := make([]runtime.Container, 0, len(c.opts.Names))
-	for _, name := range c.opts.Names {
-		ctr, err := c.m.Get(ctx, name)
+	ctrs = make([]runtime.Container, 0, len(c.opts.Names))
+	gone = make([]error, len(c.opts.Names))
+	for i, name := range c.opts.Names {
+		ctr, err := c.get(ctx, name)
 		if err != nil {
-			return nil, err
+			if c.named == nil || !errors.Is(err, errdefs.ErrNotFound) {
+				return nil, nil, err
+			}
+			ctr, gone[i] = c.named[i], err
 		}
 		ctrs = append(ctrs, ctr)
 	}
-	return ctrs, nil
+	c.named = ctrs
+	return ctrs, gone, nil
 }
 
 type readResult struct {
@@ -185,35 +257,94 @@ type readResult struct {
 	err   error
 }
 
-// readAll reads ctrs with at most opts.Workers reads at once. A stopped
-// container's result is an errdefs.ErrNotFound error.
-func (c *Collector) readAll(ctx context.Context, ctrs []runtime.Container) []readResult {
-	res := make([]readResult, len(ctrs))
-	// Readers are made (and cached) here, so that the workers touch no
-	// map.
-	readers := make([]*reader, len(ctrs))
+// readerSet reads rounds of containers: it keeps one reader per container
+// (its cgroup manager is made once) and reads the host's CPU time once a
+// round. It is safe for concurrent use.
+type readerSet struct {
+	workers int
+	// newReader makes a container's reader (a variable for tests).
+	newReader func(runtime.Container) (*reader, error)
+
+	mu      sync.Mutex
+	readers map[string]*reader // by container ID
+}
+
+func newReaderSet(workers int) *readerSet {
+	return &readerSet{workers: max(workers, 1), newReader: newReader, readers: map[string]*reader{}}
+}
+
+// forget drops container id's reader.
+func (rs *readerSet) forget(id string) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	delete(rs.readers, id)
+}
+
+// retain drops the readers of the containers keep does not report true
+// for.
+func (rs *readerSet) retain(keep func(id string) bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for id := range rs.readers {
+		if !keep(id) {
+			delete(rs.readers, id)
+		}
+	}
+}
+
+// readers returns a reader of each container (nil, with the error in
+// res, for one that has none), made or reused.
+func (rs *readerSet) get(ctrs []runtime.Container, res []readResult) []*reader {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	out := make([]*reader, len(ctrs))
 	for i, ctr := range ctrs {
-		r := c.readers[ctr.Config.ID]
+		id := ctr.Config.ID
+		r := rs.readers[id]
+		if r != nil && (r.c.State.Pid != ctr.State.Pid || !r.c.State.StartedAt.Equal(ctr.State.StartedAt)) {
+			r = nil // restarted: a new cgroup, maybe a new path
+		}
 		if r == nil {
 			var err error
-			if r, err = newReader(ctr); err != nil {
+			if r, err = rs.newReader(ctr); err != nil {
+				delete(rs.readers, id)
 				res[i].err = err
 				continue
 			}
-			c.readers[ctr.Config.ID] = r
-		} else {
-			r.setContainer(ctr) // a rename, a new state
+			rs.readers[id] = r
 		}
-		readers[i] = r
+		// A copy with the container as it is now (a rename): readers
+		// are shared by concurrent rounds and never changed.
+		rc := *r
+		rc.setContainer(ctr)
+		out[i] = &rc
+	}
+	return out
+}
+
+// readAll reads ctrs, at most rs.workers at once, in ctrs' order, with
+// one reading of the host's CPU time. A stopped container's result is
+// an errdefs.ErrNotFound error.
+func (rs *readerSet) readAll(ctx context.Context, ctrs []runtime.Container) []readResult {
+	res := make([]readResult, len(ctrs))
+	readers := rs.get(ctrs, res)
+	host, err := readHostCPU()
+	if err != nil {
+		for i, r := range readers {
+			if r != nil {
+				res[i].err = fmt.Errorf("stats %s: %w", r.name, err)
+			}
+		}
+		return res
 	}
 	jobs := make(chan int)
 	var wg sync.WaitGroup
-	for range min(c.opts.Workers, len(ctrs)) {
+	for range min(rs.workers, len(ctrs)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				res[i].stats, res[i].err = readers[i].read(ctx)
+				res[i].stats, res[i].err = readers[i].read(ctx, host)
 			}
 		}()
 	}

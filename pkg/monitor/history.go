@@ -67,8 +67,14 @@ func (h *History) Add(s Stats) (Sample, bool) {
 		h.series[s.ID] = r
 	}
 	prev, seen := r.last, r.seen
+	if seen && !s.Read.After(prev.Read) {
+		// Older than (or as old as) the last reading: two rounds
+		// finished out of order. It is dropped, not made the base of
+		// the next sample.
+		return Sample{}, false
+	}
 	r.last, r.seen = s, true
-	if !seen || !s.Read.After(prev.Read) || s.CPUUsage < prev.CPUUsage {
+	if !seen || s.CPUUsage < prev.CPUUsage {
 		return Sample{}, false
 	}
 	sec := s.Read.Sub(prev.Read).Seconds()

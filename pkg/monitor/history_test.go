@@ -86,3 +86,22 @@ func TestHistorySinceRetainReset(t *testing.T) {
 		t.Errorf("after Retain(b): a %d, b %d", h.Len("a"), h.Len("b"))
 	}
 }
+
+// Two rounds of readings may finish out of order (a scrape's and the
+// sampler's): an older reading is dropped, so the next sample is still
+// measured from the newest one.
+func TestHistoryOutOfOrderReading(t *testing.T) {
+	h := NewHistory(10)
+	h.Add(mkReading("a", 0, 0, 0, 0))
+	h.Add(mkReading("a", 2, 2e9, 4e9, 0)) // 100% over 2 s
+	if _, added := h.Add(mkReading("a", 1, 1e9, 2e9, 0)); added {
+		t.Error("sample added from a reading older than the last")
+	}
+	s, added := h.Add(mkReading("a", 3, 2.5e9, 6e9, 0)) // 50% since 2 s
+	if !added || s.CPUPercent != 50 {
+		t.Errorf("sample after an out-of-order reading: %+v %v, want 50%% (measured from the 2 s reading)", s, added)
+	}
+	if _, st, _ := h.Latest("a"); st.Read != time.Unix(1003, 0) {
+		t.Errorf("latest reading at %v, want the 3 s one", st.Read)
+	}
+}

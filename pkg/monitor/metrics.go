@@ -138,15 +138,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	failed := 0.0
-	cs, err := c.s.src.List(ctx)
+	// A round in progress when the scrape came is shared; else a new one.
+	r, err := c.s.round(ctx, c.s.now())
 	if err != nil {
-		slog.Debug("monitor scrape: list containers", "err", err)
+		slog.Debug("monitor scrape", "err", err)
 		ch <- prometheus.MustNewConstMetric(scrapeErrorDesc, prometheus.GaugeValue, 1)
 		return
 	}
-	rs := c.s.readAll(ctx, liveContainers(cs))
-	c.s.record(cs, rs)
-	for _, r := range rs {
+	for _, r := range r.rs {
 		if r.err != nil {
 			// A container that stopped since List is no error; anything
 			// else is reported through container_scrape_error.

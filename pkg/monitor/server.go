@@ -30,10 +30,19 @@ const DefaultListen = "127.0.0.1:9323"
 type Source struct {
 	// List returns every container, stopped ones included.
 	List func(ctx context.Context) ([]runtime.Container, error)
-	// Stats reads a running container's resource usage.
-	Stats func(ctx context.Context, c runtime.Container) (Stats, error)
+	// Stats reads the resource usage of running containers cs: one
+	// result per container, in cs's order. A container that stopped
+	// meanwhile has an error wrapping errdefs.ErrNotFound. Errors name
+	// the container.
+	Stats func(ctx context.Context, cs []runtime.Container) []StatsResult
 	// Logs returns the last n entries of c's log, oldest first. Optional.
 	Logs func(ctx context.Context, c runtime.Container, n int) ([]logs.Entry, error)
+}
+
+// StatsResult is one container's reading, or why there is none.
+type StatsResult struct {
+	Stats Stats
+	Err   error
 }
 
 // Options tune a Server.
@@ -55,11 +64,29 @@ type Server struct {
 	handler http.Handler
 	// now is the clock, replaced by tests.
 	now func() time.Time
-	// lastRead is when every running container was last read (Unix ns),
-	// by the sampler or a scrape: a scrape's readings go into the
-	// history too, and the sampler skips a round that one just did, so
-	// that Prometheus scraping every second does not double the work.
-	lastRead atomic.Int64
+
+	// roundLock (a one-slot semaphore) lets one round of readings run
+	// at a time: the sampler's or a scrape's. last is the newest round,
+	// lastEnd when it ended (Unix ns). A scrape that waited for a round
+	// uses it, and the sampler skips its turn after a scrape's round, so
+	// that Prometheus scraping every second (or several scrapers at
+	// once) does not multiply the work.
+	roundLock chan struct{}
+	last      *round
+	lastEnd   atomic.Int64
+	// waiting counts callers waiting for roundLock (for tests).
+	waiting atomic.Int32
+
+	errMu sync.Mutex
+	// readErrs is the last read error of each container that has one.
+	readErrs map[string]string
+}
+
+// round is one reading of every running container.
+type round struct {
+	end time.Time
+	cs  []runtime.Container // every container listed
+	rs  []reading           // the running ones' readings
 }
 
 // NewServer returns a Server reading from src. List and Stats are
@@ -74,16 +101,60 @@ func NewServer(src Source, opts Options) (*Server, error) {
 	if opts.Retention <= 0 {
 		opts.Retention = 15 * time.Minute
 	}
-	s := &Server{src: src, opts: opts, hist: NewHistory(sampleWindow(opts.Retention, opts.Interval)), now: time.Now}
+	s := &Server{src: src, opts: opts, hist: NewHistory(sampleWindow(opts.Retention, opts.Interval)), now: time.Now,
+		roundLock: make(chan struct{}, 1), readErrs: map[string]string{}}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(s))
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
-	s.routes(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: maxScrapesInFlight,
+		Timeout:             scrapeTimeout,
+	}))
+	api := http.NewServeMux()
+	s.routes(api)
+	mux.Handle("/api/", limit(api, maxAPIInFlight))
 	mux.Handle("/", dashboard.Handler())
 	s.handler = mux
 	return s, nil
+}
+
+// Bounds on the requests served at once: more get 503 Service
+// Unavailable rather than queueing work.
+const (
+	maxScrapesInFlight = 4
+	maxAPIInFlight     = 16
+)
+
+// HTTP server timeouts (variables for tests): a client gets
+// readHeaderTimeout to send its request line and headers, readTimeout
+// for the whole request, writeTimeout for the response (a scrape takes
+// at most scrapeTimeout), and an idle keep-alive connection is closed
+// after idleTimeout.
+var (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = scrapeTimeout + 20*time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
+// maxHeaderBytes bounds a request's headers (the API takes no body).
+const maxHeaderBytes = 64 << 10
+
+// limit serves at most n requests at once with h; more get 503.
+func limit(h http.Handler, n int) http.Handler {
+	sem := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+			h.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("too many requests at once (%d); retry", n))
+		}
+	})
 }
 
 // Handler is the server's HTTP handler.
@@ -134,7 +205,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}()
 	hs := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
@@ -159,16 +235,21 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	return nil
 }
 
-// RunSampler samples every Interval until ctx is done.
+// RunSampler samples until ctx is done: a round of readings one
+// Interval after the last round (the sampler's or a scrape's).
 func (s *Server) RunSampler(ctx context.Context) {
-	t := time.NewTicker(s.opts.Interval)
-	defer t.Stop()
 	for {
 		if err := s.SampleOnce(ctx); err != nil && ctx.Err() == nil {
 			slog.Debug("monitor sample", "err", err)
 		}
+		wait := s.opts.Interval
+		if end := s.lastEnd.Load(); end != 0 {
+			wait = time.Duration(end + int64(s.opts.Interval) - s.now().UnixNano())
+		}
+		t := time.NewTimer(max(wait, s.opts.Interval/10))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}
@@ -176,35 +257,84 @@ func (s *Server) RunSampler(ctx context.Context) {
 }
 
 // SampleOnce reads every running container once into the history and
-// forgets containers that are gone. A container whose reading fails
-// (it stopped meanwhile) is skipped. It does nothing when a scrape read
-// them all less than half an interval ago.
+// forgets containers that are gone. A container whose reading fails is
+// skipped (and its error kept for the API). It does nothing when a
+// round (a scrape's) ended less than nine tenths of an interval ago.
 func (s *Server) SampleOnce(ctx context.Context) error {
-	if since := s.now().UnixNano() - s.lastRead.Load(); since >= 0 && time.Duration(since) < s.opts.Interval/2 {
-		return nil
+	_, err := s.round(ctx, s.now().Add(-s.opts.Interval*9/10))
+	return err
+}
+
+// round returns a round of readings that ended after notBefore: the last
+// one, or a new one. Rounds run one at a time; a caller waits for the
+// one in progress (until ctx is done) and then usually needs no other.
+func (s *Server) round(ctx context.Context, notBefore time.Time) (*round, error) {
+	s.waiting.Add(1)
+	select {
+	case s.roundLock <- struct{}{}:
+		s.waiting.Add(-1)
+	case <-ctx.Done():
+		s.waiting.Add(-1)
+		return nil, ctx.Err()
+	}
+	defer func() { <-s.roundLock }()
+	if s.last != nil && s.last.end.After(notBefore) {
+		return s.last, nil
 	}
 	cs, err := s.src.List(ctx)
 	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
+		return nil, fmt.Errorf("list containers: %w", err)
 	}
-	s.record(cs, s.readAll(ctx, liveContainers(cs)))
-	return nil
+	rs := s.readAll(ctx, liveContainers(cs))
+	if err := ctx.Err(); err != nil {
+		return nil, err // cut short: neither kept nor shown
+	}
+	s.record(cs, rs)
+	r := &round{end: s.now(), cs: cs, rs: rs}
+	s.last = r
+	s.lastEnd.Store(r.end.UnixNano())
+	return r, nil
 }
 
 // record puts a round of readings of the listed containers cs into the
-// history, and forgets the containers not in cs.
+// history, forgets the containers not in cs, and keeps (and logs, when
+// it changes) each container's read error: one that stopped meanwhile
+// has none.
 func (s *Server) record(cs []runtime.Container, rs []reading) {
 	known := make(map[string]bool, len(cs))
 	for _, c := range cs {
 		known[c.Config.ID] = true
 	}
 	s.hist.Retain(func(id string) bool { return known[id] })
-	for _, r := range rs {
-		if r.err == nil {
-			s.hist.Add(r.stats)
+	s.errMu.Lock()
+	for id := range s.readErrs {
+		if !known[id] {
+			delete(s.readErrs, id)
 		}
 	}
-	s.lastRead.Store(s.now().UnixNano())
+	for _, r := range rs {
+		id := r.c.Config.ID
+		switch {
+		case r.err == nil:
+			s.hist.Add(r.stats)
+			delete(s.readErrs, id)
+		case errors.Is(r.err, errdefs.ErrNotFound):
+			delete(s.readErrs, id)
+		default:
+			if msg := r.err.Error(); s.readErrs[id] != msg {
+				slog.Warn("monitor: cannot read container", "name", displayName(r.c), "err", msg)
+				s.readErrs[id] = msg
+			}
+		}
+	}
+	s.errMu.Unlock()
+}
+
+// readErr is container id's last read error, "" for none.
+func (s *Server) readErr(id string) string {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.readErrs[id]
 }
 
 // liveContainers filters the containers whose processes run (paused ones too:
@@ -225,35 +355,49 @@ type reading struct {
 	err   error
 }
 
-// readParallel bounds the concurrent stats reads.
+// readParallel bounds the concurrent stats reads of NewManagerSource.
 const readParallel = 4
 
-// readAll reads the stats of cs, a few at a time, in cs's order. The
-// readings carry the container's ID, name and image whatever the source
-// filled in.
-func (s *Server) readAll(ctx context.Context, cs []runtime.Container) []reading {
-	out := make([]reading, len(cs))
-	sem := make(chan struct{}, readParallel)
-	var wg sync.WaitGroup
+// readAll reads the stats of cs in cs's order. The readings carry the
+// container's ID, name and image whatever the source filled in. A
+// source that returns the wrong number of results, or panics, fails the
+// containers rather than the server.
+func (s *Server) readAll(ctx context.Context, cs []runtime.Container) (out []reading) {
+	out = make([]reading, len(cs))
 	for i, c := range cs {
 		out[i].c = c
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			st, err := s.src.Stats(ctx, c)
-			if err != nil {
-				out[i].err = fmt.Errorf("stats %s: %w", displayName(c), err)
-				return
-			}
-			st.ID, st.Name, st.Image = c.Config.ID, displayName(c), c.Config.Image
-			if st.Read.IsZero() {
-				st.Read = s.now()
-			}
-			out[i].stats = st
-		}()
 	}
-	wg.Wait()
+	if len(cs) == 0 {
+		return out
+	}
+	var res []StatsResult
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				res = nil
+				slog.Error("monitor: reading stats panicked", "panic", p)
+			}
+		}()
+		res = s.src.Stats(ctx, cs)
+	}()
+	if len(res) != len(cs) {
+		for i := range out {
+			out[i].err = fmt.Errorf("stats %s: the stats source returned %d results for %d containers", displayName(cs[i]), len(res), len(cs))
+		}
+		return out
+	}
+	for i, c := range cs {
+		if res[i].Err != nil {
+			out[i].err = res[i].Err
+			continue
+		}
+		st := res[i].Stats
+		st.ID, st.Name, st.Image = c.Config.ID, displayName(c), c.Config.Image
+		if st.Read.IsZero() {
+			st.Read = s.now()
+		}
+		out[i].stats = st
+	}
 	return out
 }
 

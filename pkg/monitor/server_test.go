@@ -34,6 +34,8 @@ type fakeSource struct {
 	logs    map[string][]logs.Entry
 	listErr error
 	reads   int
+	// block, when set, holds every Stats call until it is closed.
+	block chan struct{}
 }
 
 func (f *fakeSource) source() Source {
@@ -43,18 +45,27 @@ func (f *fakeSource) source() Source {
 			defer f.mu.Unlock()
 			return append([]runtime.Container(nil), f.ctrs...), f.listErr
 		},
-		Stats: func(ctx context.Context, c runtime.Container) (Stats, error) {
+		Stats: func(ctx context.Context, cs []runtime.Container) []StatsResult {
+			if f.block != nil {
+				<-f.block
+			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			f.reads++
-			if err := f.errs[c.Config.ID]; err != nil {
-				return Stats{}, err
+			out := make([]StatsResult, len(cs))
+			for i, c := range cs {
+				f.reads++
+				if err := f.errs[c.Config.ID]; err != nil {
+					out[i].Err = err
+					continue
+				}
+				s, ok := f.stats[c.Config.ID]
+				if !ok {
+					out[i].Err = fmt.Errorf("container %s is not running: %w", c.Config.ID, errdefs.ErrNotFound)
+					continue
+				}
+				out[i].Stats = s
 			}
-			s, ok := f.stats[c.Config.ID]
-			if !ok {
-				return Stats{}, fmt.Errorf("container %s is not running: %w", c.Config.ID, errdefs.ErrNotFound)
-			}
-			return s, nil
+			return out
 		},
 		Logs: func(ctx context.Context, c runtime.Container, n int) ([]logs.Entry, error) {
 			f.mu.Lock()
@@ -529,9 +540,11 @@ func TestServeAndSampler(t *testing.T) {
 	// Each read advances the fake's counters so the sampler gets samples.
 	src := f.source()
 	inner := src.Stats
-	s.src.Stats = func(ctx context.Context, c runtime.Container) (Stats, error) {
-		f.set(c.Config.ID, func(st *Stats) { st.Read = st.Read.Add(time.Second); st.CPUUsage += 1e8; st.SystemUsage += 1e9 })
-		return inner(ctx, c)
+	s.src.Stats = func(ctx context.Context, cs []runtime.Container) []StatsResult {
+		for _, c := range cs {
+			f.set(c.Config.ID, func(st *Stats) { st.Read = st.Read.Add(time.Second); st.CPUUsage += 1e8; st.SystemUsage += 1e9 })
+		}
+		return inner(ctx, cs)
 	}
 	l, err := Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
@@ -608,5 +621,257 @@ func TestListenErrors(t *testing.T) {
 func TestNewServerNeedsSource(t *testing.T) {
 	if _, err := NewServer(Source{}, Options{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("NewServer(empty) = %v", err)
+	}
+}
+
+// After a scrape's round, the sampler's next turn (one interval on)
+// reads nothing when the scrape was less than an interval before: a
+// scrape a second and the sampler do one round a second between them,
+// not two.
+func TestSamplerSkipsAfterScrape(t *testing.T) {
+	f := newFake()
+	s, ts := newTestServer(t, f)
+	clock := started.Add(time.Hour)
+	s.now = func() time.Time { return clock }
+	scrape(t, ts.URL)
+	f.mu.Lock()
+	reads := f.reads
+	f.mu.Unlock()
+	if reads != 2 {
+		t.Fatalf("a scrape read %d containers, want 2", reads)
+	}
+	for _, d := range []time.Duration{300 * time.Millisecond, 600 * time.Millisecond, 850 * time.Millisecond} {
+		clock = started.Add(time.Hour + d)
+		if err := s.SampleOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		got := f.reads
+		f.mu.Unlock()
+		if got != reads {
+			t.Errorf("sampler %v after a scrape read again (%d reads, want %d)", d, got, reads)
+		}
+	}
+	clock = started.Add(time.Hour + 1100*time.Millisecond)
+	if err := s.SampleOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.reads != reads+2 {
+		t.Errorf("sampler an interval after the scrape: %d reads, want %d", f.reads, reads+2)
+	}
+}
+
+// Scrapes that come while a round is being read wait for it and share
+// it: concurrent scrapers do not multiply the reads.
+func TestConcurrentScrapesShareRound(t *testing.T) {
+	f := newFake()
+	f.block = make(chan struct{})
+	s, ts := newTestServer(t, f)
+	results := make(chan map[string]*dto.MetricFamily, 3)
+	// Scrapes from goroutines: an error is an empty result (t.Fatal
+	// belongs to the test's goroutine).
+	scrapeAsync := func() map[string]*dto.MetricFamily {
+		resp, err := http.Get(ts.URL + "/metrics")
+		if err != nil {
+			return nil
+		}
+		defer resp.Body.Close()
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, _ := p.TextToMetricFamilies(resp.Body)
+		return mfs
+	}
+	go func() { results <- scrapeAsync() }()
+	// The first scrape is in its round (holding the lock), the others
+	// wait for it.
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		for i := 0; !ok(); i++ {
+			if i > 500 {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	eventually("the first scrape's round", func() bool { return len(s.roundLock) == 1 })
+	go func() { results <- scrapeAsync() }()
+	go func() { results <- scrapeAsync() }()
+	eventually("two waiting scrapes", func() bool { return s.waiting.Load() == 2 })
+	close(f.block)
+	for range 3 {
+		mfs := <-results
+		if _, ok := value(t, mfs, "container_cpu_usage_seconds_total", map[string]string{"name": "web"}); !ok {
+			t.Error("a shared scrape lacks web's CPU counter")
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.reads != 2 {
+		t.Errorf("3 concurrent scrapes read %d containers, want 2 (one round)", f.reads)
+	}
+}
+
+// A container that cannot be read (not because it stopped) is left out
+// of the history and shows its error in the API until a reading works
+// again; the others are unaffected.
+func TestReadErrorExposed(t *testing.T) {
+	f := newFake()
+	f.errs[idDB] = errors.New("stats db: open memory.stat: permission denied")
+	s, ts := newTestServer(t, f)
+	sampleTwice(t, s, f)
+	var db, web ContainerInfo
+	getJSON(t, ts.URL+"/api/containers/db", 200, &db)
+	getJSON(t, ts.URL+"/api/containers/web", 200, &web)
+	if !strings.Contains(db.Error, "permission denied") || db.Latest != nil {
+		t.Errorf("db: error %q, latest %v; want the read error and no sample", db.Error, db.Latest)
+	}
+	if web.Error != "" || web.Latest == nil {
+		t.Errorf("web: error %q, latest %v; want a sample and no error", web.Error, web.Latest)
+	}
+	f.mu.Lock()
+	delete(f.errs, idDB)
+	f.mu.Unlock()
+	later := started.Add(2 * time.Hour)
+	s.now = func() time.Time { return later }
+	if err := s.SampleOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	db = ContainerInfo{}
+	getJSON(t, ts.URL+"/api/containers/db", 200, &db)
+	if db.Error != "" {
+		t.Errorf("db readable again: error %q", db.Error)
+	}
+}
+
+// A source that panics or answers with the wrong number of results
+// fails the round's readings, not the server.
+func TestBadSource(t *testing.T) {
+	for name, stats := range map[string]func(context.Context, []runtime.Container) []StatsResult{
+		"panic":     func(context.Context, []runtime.Container) []StatsResult { panic("boom") },
+		"too short": func(context.Context, []runtime.Container) []StatsResult { return nil },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFake()
+			src := f.source()
+			src.Stats = stats
+			s, err := NewServer(src, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(s.Handler())
+			defer ts.Close()
+			if v, _ := value(t, scrape(t, ts.URL), "container_scrape_error", nil); v != 1 {
+				t.Errorf("container_scrape_error = %v, want 1", v)
+			}
+			var web ContainerInfo
+			getJSON(t, ts.URL+"/api/containers/web", 200, &web)
+			if web.Error == "" {
+				t.Error("no error shown for web")
+			}
+		})
+	}
+}
+
+// The API serves a bounded number of requests at once; more get 503.
+func TestLimitRequests(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	h := limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	}), 2)
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	done := make(chan int, 2)
+	for range 2 {
+		go func() {
+			resp, err := http.Get(ts.URL)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	<-entered
+	<-entered
+	resp, err := http.Get(ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("third request at once: %s, want 503 with Retry-After", resp.Status)
+	}
+	close(release)
+	for range 2 {
+		if code := <-done; code != 200 {
+			t.Errorf("admitted request: %d", code)
+		}
+	}
+}
+
+// A client that sends its request headers too slowly is cut off, and
+// the server keeps serving others.
+func TestServeSlowClient(t *testing.T) {
+	old := readHeaderTimeout
+	readHeaderTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { readHeaderTimeout = old })
+	s, err := NewServer(newFake().source(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, l) }()
+	defer func() { cancel(); <-done }()
+
+	conn, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /api/summary HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.ReadAll(conn) // the server closes it (maybe after a 408)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Error("a client stalled in its headers still holds its connection after 5 s")
+	}
+	var sum Summary
+	getJSON(t, "http://"+l.Addr().String()+"/api/summary", 200, &sum)
+}
+
+// A round cut short (the monitor stopping) keeps nothing: no errors
+// shown for the containers it did not finish reading.
+func TestRoundCutShort(t *testing.T) {
+	f := newFake()
+	src := f.source()
+	ctx, cancel := context.WithCancel(context.Background())
+	src.Stats = func(ctx context.Context, cs []runtime.Container) []StatsResult {
+		cancel()
+		out := make([]StatsResult, len(cs))
+		for i := range out {
+			out[i].Err = ctx.Err()
+		}
+		return out
+	}
+	s, err := NewServer(src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SampleOnce(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("SampleOnce cut short: %v, want context.Canceled", err)
+	}
+	if e := s.readErr(idWeb); e != "" {
+		t.Errorf("error kept from a round cut short: %q", e)
 	}
 }

@@ -27,6 +27,10 @@ import (
 // procRoot is where proc(5) is mounted (a variable for tests).
 var procRoot = "/proc"
 
+// readProcFile reads the host-wide files of procRoot (a variable for
+// tests counting the reads).
+var readProcFile = os.ReadFile
+
 // clockTicks is USER_HZ, the unit of /proc/stat: 100 on every Linux
 // architecture berth runs on.
 const clockTicks = 100
@@ -48,7 +52,24 @@ func ReadStats(ctx context.Context, c runtime.Container) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	return r.read(ctx)
+	host, err := readHostCPU()
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats %s: %w", r.name, err)
+	}
+	return r.read(ctx, host)
+}
+
+// hostCPU is one reading of the host's CPU time (ns) and online CPUs.
+// A round of readings of many containers shares one: /proc/stat is read
+// once per round, not once per container.
+type hostCPU struct {
+	usage uint64
+	cpus  int
+}
+
+func readHostCPU() (hostCPU, error) {
+	usage, cpus, err := systemCPU(procRoot)
+	return hostCPU{usage: usage, cpus: cpus}, err
 }
 
 // reader reads one container repeatedly; the cgroup manager (and the
@@ -149,8 +170,9 @@ func (r *reader) alive() bool {
 	return err == nil && len(pids) > 0
 }
 
-// read takes one reading.
-func (r *reader) read(ctx context.Context) (Stats, error) {
+// read takes one reading; host is the host's CPU time taken for the
+// round this reading belongs to.
+func (r *reader) read(ctx context.Context, host hostCPU) (Stats, error) {
 	if err := ctx.Err(); err != nil {
 		return Stats{}, err
 	}
@@ -173,11 +195,7 @@ func (r *reader) read(ctx context.Context) (Stats, error) {
 		}
 		return Stats{}, fmt.Errorf("stats %s: read cgroup %s: %w", r.name, r.cgPath, err)
 	}
-	sys, cpus, err := systemCPU(procRoot)
-	if err != nil {
-		return Stats{}, fmt.Errorf("stats %s: %w", r.name, err)
-	}
-	s.SystemUsage, s.OnlineCPUs = sys, cpus
+	s.SystemUsage, s.OnlineCPUs = host.usage, host.cpus
 	memTotal, err := hostMemTotal()
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats %s: %w", r.name, err)
@@ -400,7 +418,7 @@ func parseNetDev(data []byte) (rx, tx uint64, err error) {
 // idle, iowait, irq and softirq columns of the "cpu" line, and the number
 // of "cpuN" lines.
 func systemCPU(procDir string) (usage uint64, cpus int, err error) {
-	data, err := os.ReadFile(filepath.Join(procDir, "stat"))
+	data, err := readProcFile(filepath.Join(procDir, "stat"))
 	if err != nil {
 		return 0, 0, fmt.Errorf("read host CPU time: %w", err)
 	}

@@ -3,9 +3,11 @@ package monitor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +45,16 @@ func TestParseProcStat(t *testing.T) {
 			t.Errorf("parseProcStat(%q) succeeded", bad)
 		}
 	}
+}
+
+// testHost is a reading of the host's CPU time.
+func testHost(t *testing.T) hostCPU {
+	t.Helper()
+	h, err := readHostCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func TestSystemCPUReal(t *testing.T) {
@@ -246,7 +258,7 @@ func TestReadFakeCgroup(t *testing.T) {
 
 	check := func(t *testing.T, root string, r *reader) {
 		t.Helper()
-		got, err := r.read(context.Background())
+		got, err := r.read(context.Background(), testHost(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,18 +271,18 @@ func TestReadFakeCgroup(t *testing.T) {
 		}
 		// Unlimited memory is the host's.
 		writeTree(t, r.cg.Path("memory"), map[string]string{"memory.limit_in_bytes": "9223372036854771712\n", "memory.max": "max\n"})
-		if got, err := r.read(context.Background()); err != nil || got.MemoryLimit != memTotal {
+		if got, err := r.read(context.Background(), testHost(t)); err != nil || got.MemoryLimit != memTotal {
 			t.Errorf("unlimited: limit %d (%v), want the host's %d", got.MemoryLimit, err, memTotal)
 		}
 		// The container exits: its processes go, then its cgroup.
 		writeTree(t, r.cg.Path("pids"), map[string]string{"pids.current": "0\n"})
-		if _, err := r.read(context.Background()); !errors.Is(err, errdefs.ErrNotFound) {
+		if _, err := r.read(context.Background(), testHost(t)); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Errorf("no processes left: %v, want ErrNotFound", err)
 		}
 		if err := os.RemoveAll(root); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.read(context.Background()); !errors.Is(err, errdefs.ErrNotFound) {
+		if _, err := r.read(context.Background(), testHost(t)); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Errorf("cgroup removed: %v, want ErrNotFound", err)
 		}
 	}
@@ -325,4 +337,158 @@ func TestReadFakeCgroup(t *testing.T) {
 		}
 		check(t, root, &reader{c: ctr, name: "web", cg: cg, v2: true, hostNet: true})
 	})
+}
+
+// fakeV2Reader is a reader of a fake cgroup v2 directory with one
+// process.
+func fakeV2Reader(t *testing.T, c runtime.Container) *reader {
+	t.Helper()
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"cgroup.procs":   "42\n",
+		"cpu.stat":       "usage_usec 7000000\nuser_usec 5000000\nsystem_usec 2000000\n",
+		"memory.current": "1048576\n",
+		"memory.max":     "max\n",
+		"memory.stat":    "anon 1048576\nfile 0\ninactive_file 0\n",
+		"pids.current":   "1\n",
+		"pids.max":       "max\n",
+		"io.stat":        "",
+	})
+	cg, err := fs2.NewManager(&cgroups.Cgroup{Resources: &cgroups.Resources{}}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &reader{c: c, name: c.Config.Name, cg: cg, v2: true, hostNet: true}
+}
+
+// A round of readings reads /proc/stat once, whatever the number of
+// containers, and keeps each container's reader (its cgroup manager)
+// from round to round until the container restarts.
+func TestReaderSetRound(t *testing.T) {
+	cgroups.TestMode = true
+	t.Cleanup(func() { cgroups.TestMode = false })
+	var statReads, made int
+	old := readProcFile
+	readProcFile = func(name string) ([]byte, error) {
+		if filepath.Base(name) == "stat" {
+			statReads++
+		}
+		return old(name)
+	}
+	t.Cleanup(func() { readProcFile = old })
+
+	var ctrs []runtime.Container
+	for i := range 5 {
+		c := runtime.Container{Config: runtime.ContainerConfig{ID: strings.Repeat(string(rune('a'+i)), 64), Name: fmt.Sprintf("c%d", i), NetworkMode: "none"},
+			State: runtime.State{Running: true, Pid: 100 + i, StartedAt: time.Unix(1000, 0)}}
+		ctrs = append(ctrs, c)
+	}
+	set := newReaderSet(3)
+	set.newReader = func(c runtime.Container) (*reader, error) {
+		made++
+		return fakeV2Reader(t, c), nil
+	}
+	for round := range 2 {
+		statReads = 0
+		for i, r := range set.readAll(context.Background(), ctrs) {
+			if r.err != nil || r.stats.Name != ctrs[i].Config.Name || r.stats.CPUUsage != 7e9 || r.stats.SystemUsage == 0 {
+				t.Fatalf("round %d, container %d: %+v, %v", round, i, r.stats, r.err)
+			}
+		}
+		if statReads != 1 {
+			t.Errorf("round %d of %d containers read /proc/stat %d times, want 1", round, len(ctrs), statReads)
+		}
+	}
+	if made != len(ctrs) {
+		t.Errorf("%d readers made over two rounds of %d containers, want %d", made, len(ctrs), len(ctrs))
+	}
+	// A restart (new PID) gets a new reader; a rename keeps it.
+	ctrs[0].State.Pid = 999
+	ctrs[1].Config.Name = "renamed"
+	res := set.readAll(context.Background(), ctrs)
+	if made != len(ctrs)+1 || res[1].stats.Name != "renamed" {
+		t.Errorf("after a restart and a rename: %d readers made (want %d), name %q", made, len(ctrs)+1, res[1].stats.Name)
+	}
+}
+
+// A container whose cgroup cannot be read is reported with its error
+// while the others are read as usual; a named container removed while a
+// Collector follows it is reported, not the end of the stream.
+func TestCollectorErrors(t *testing.T) {
+	cgroups.TestMode = true
+	t.Cleanup(func() { cgroups.TestMode = false })
+	mk := func(id, name string, running bool) runtime.Container {
+		c := runtime.Container{Config: runtime.ContainerConfig{ID: strings.Repeat(id, 64), Name: name, NetworkMode: "none"}}
+		if running {
+			c.State = runtime.State{Running: true, Pid: 42, StartedAt: time.Unix(1000, 0)}
+		}
+		return c
+	}
+	good, bad, stopped := mk("a", "good", true), mk("b", "bad", true), mk("c", "stopped", false)
+	all := []runtime.Container{good, bad, stopped}
+	exists := map[string]bool{"good": true, "bad": true, "stopped": true}
+	newCol := func(opts CollectOptions) *Collector {
+		opts.Interval = -1
+		col := NewCollector(nil, opts)
+		col.list = func(_ context.Context, o runtime.ListOptions) ([]runtime.Container, error) {
+			var out []runtime.Container
+			for _, c := range all {
+				if exists[c.Config.Name] && (o.All || c.State.Running) {
+					out = append(out, c)
+				}
+			}
+			return out, nil
+		}
+		col.get = func(_ context.Context, name string) (runtime.Container, error) {
+			for _, c := range all {
+				if c.Config.Name == name && exists[name] {
+					return c, nil
+				}
+			}
+			return runtime.Container{}, fmt.Errorf("No such container: %s: %w", name, errdefs.ErrNotFound)
+		}
+		col.set.newReader = func(c runtime.Container) (*reader, error) {
+			r := fakeV2Reader(t, c)
+			if c.Config.Name == "bad" {
+				writeTree(t, r.cg.Path(""), map[string]string{"cpu.stat": "usage_usec lots\n"})
+			}
+			return r, nil
+		}
+		return col
+	}
+
+	cs, err := newCol(CollectOptions{All: true}).Collect(context.Background())
+	if err != nil {
+		t.Fatalf("Collect with an unreadable container: %v", err)
+	}
+	byName := map[string]ContainerStats{}
+	for _, c := range cs {
+		byName[c.Name] = c
+	}
+	if g := byName["good"]; len(cs) != 3 || g.Err != nil || !g.Running || g.CPUUsage != 7e9 {
+		t.Errorf("good: %+v (of %d)", g, len(cs))
+	}
+	if b := byName["bad"]; b.Err == nil || !b.Running || !strings.Contains(b.Err.Error(), "bad") {
+		t.Errorf("bad: running %v, err %v; want a running container with an error naming it", b.Running, b.Err)
+	}
+	if s := byName["stopped"]; s.Err != nil || s.Running {
+		t.Errorf("stopped: %+v", s)
+	}
+
+	col := newCol(CollectOptions{Names: []string{"good", "stopped"}})
+	if _, err := col.Collect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	exists["good"] = false // removed while followed
+	cs, err = col.Collect(context.Background())
+	if err != nil {
+		t.Fatalf("Collect after a named container was removed: %v", err)
+	}
+	if len(cs) != 2 || cs[0].Name != "good" || !errors.Is(cs[0].Err, errdefs.ErrNotFound) || cs[1].Name != "stopped" {
+		t.Errorf("after removal: %+v", cs)
+	}
+	// A name that matches nothing at the start is an error, as docker's.
+	if _, err := newCol(CollectOptions{Names: []string{"good"}}).Collect(context.Background()); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("unknown name: %v, want ErrNotFound", err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,6 +230,9 @@ func (m *Manager) all() ([]Container, error) {
 	for _, id := range ids {
 		c, err := m.load(id)
 		if err != nil {
+			if !errors.Is(err, errdefs.ErrNotFound) && !errors.Is(err, os.ErrNotExist) { // not just removed meanwhile
+				slog.Warn("skipping a container that cannot be read", "id", id, "err", err)
+			}
 			continue
 		}
 		out = append(out, c)
@@ -357,6 +361,9 @@ func (m *Manager) reconcile(ctx context.Context, c *Container) error {
 		return err
 	}
 	c.State = st
+	// The supervisor that would have reported the end is gone: report
+	// it here, once (the state is no longer active).
+	m.emit(c.Config, "die", map[string]string{"exitCode": strconv.Itoa(st.ExitCode)})
 	return nil
 }
 

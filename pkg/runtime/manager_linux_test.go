@@ -17,6 +17,7 @@ import (
 	"github.com/berthsh/berth/internal/testutil"
 	"github.com/berthsh/berth/internal/testutil/nettest"
 	"github.com/berthsh/berth/pkg/errdefs"
+	"github.com/berthsh/berth/pkg/events"
 	"github.com/berthsh/berth/pkg/reference"
 	"github.com/berthsh/berth/pkg/runtime/logs"
 	"github.com/berthsh/berth/pkg/store"
@@ -362,6 +363,11 @@ func testManagerSupervisorKilled(t *testing.T, m *Manager) {
 	list, err := m.List(ctx, ListOptions{})
 	if err != nil || len(list) != 0 {
 		t.Errorf("List shows %d running, %v", len(list), err)
+	}
+	// One die event (exit code 255), however often it is reconciled.
+	dies, err := events.Read(ctx, m.root, events.Filter{Args: map[string][]string{"container": {c.Config.ID}, "event": {"die"}}})
+	if err != nil || len(dies) != 1 || dies[0].Actor.Attributes["exitCode"] != "255" {
+		t.Errorf("die events after the supervisor died: %+v, %v; want one with exitCode 255", dies, err)
 	}
 	checkNothingLeft(t, got)
 	if err := syscall.Kill(pid, 0); err == nil {

@@ -146,6 +146,8 @@ function makeCard(c) {
   const healthBadge = el("span", "badge");
   head.append(name, stateBadge, healthBadge);
   const meta = el("div", "meta");
+  const error = el("div", "read-error");
+  error.hidden = true;
   const figs = el("div", "figures");
   const [fc, cpu] = figure("CPU");
   const [fm, mem] = figure("Memory");
@@ -171,9 +173,9 @@ function makeCard(c) {
   netCanvas.dataset.points = "0";
   netBox.append(netCanvas);
   charts.append(cpuBox, memBox, netBox);
-  root.append(head, meta, figs, charts);
+  root.append(head, meta, error, figs, charts);
   root.addEventListener("click", () => select(c.id));
-  return { root, name, stateBadge, healthBadge, meta, cpu, mem, rx, tx, cpuCanvas, memCanvas, netCanvas };
+  return { root, name, stateBadge, healthBadge, meta, error, cpu, mem, rx, tx, cpuCanvas, memCanvas, netCanvas };
 }
 
 function updateCard(card, c) {
@@ -185,6 +187,8 @@ function updateCard(card, c) {
   card.healthBadge.textContent = c.health;
   card.healthBadge.className = "badge " + c.health;
   card.meta.textContent = c.image + " · " + c.id.slice(0, 12) + " · " + fmtPorts(c.ports);
+  card.error.hidden = !c.error;
+  card.error.textContent = c.error ? "cannot read: " + c.error : "";
   const live = c.state === "running" || c.state === "paused";
   card.root.classList.toggle("stopped", !live);
   card.root.classList.toggle("selected", state.selected === c.id);
@@ -294,7 +298,10 @@ async function poll() {
     const [containers, summary, history] = await Promise.all([
       getJSON("api/containers"),
       getJSON("api/summary"),
-      getJSON("api/history?since=" + state.since),
+      // A little overlap: a round's samples are added one container
+      // at a time, so one may land just before the newest seen;
+      // mergeHistory drops what it already has.
+      getJSON("api/history?since=" + Math.max(0, state.since - 2 * state.interval)),
     ]);
     // Running containers first, each group newest first (the API's order).
     const live = (c) => (c.state === "running" || c.state === "paused" || c.state === "restarting" ? 0 : 1);
