@@ -13,6 +13,7 @@ import (
 
 	"github.com/berthsh/berth/internal/atomicfile"
 	"github.com/berthsh/berth/pkg/build"
+	"github.com/berthsh/berth/pkg/pyproject"
 	"github.com/berthsh/berth/pkg/reference"
 	"github.com/berthsh/berth/pkg/registry"
 	"github.com/berthsh/berth/pkg/store/archive"
@@ -33,6 +34,8 @@ type buildFlags struct {
 	iidfile   string
 	progress  string
 	quiet     bool
+	printPlan bool
+	base      string
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
@@ -47,10 +50,17 @@ RUN steps execute in a sandbox over the stage's layers with the host's network
 (--network none to cut it). Every step's result is cached by its instruction and,
 for COPY and ADD, the content and metadata of its sources (never mtimes), so
 changing one file re-runs only the steps from its COPY on. Images are
-reproducible: timestamps are SOURCE_DATE_EPOCH, or 1970-01-01 when unset.`,
+reproducible: timestamps are SOURCE_DATE_EPOCH, or 1970-01-01 when unset.
+
+Without a Dockerfile (no -f and no CONTEXT/Dockerfile), a Python project is
+detected and built with a generated multi-stage Dockerfile (see berth init);
+--print-plan shows what was detected and the Dockerfile without building, and
+--base sets its base image.`,
 		Example: `  berth build -t app:1.0 .
   berth build -t app --build-arg PIP_INDEX_URL=http://127.0.0.1:8080/simple .
-  berth build --target test -f docker/Dockerfile .`,
+  berth build --target test -f docker/Dockerfile .
+  berth build --print-plan .
+  berth build --base python:3.12-slim -t app .`,
 		Args: argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBuild(cmd, g, f, args[0])
@@ -69,8 +79,10 @@ reproducible: timestamps are SOURCE_DATE_EPOCH, or 1970-01-01 when unset.`,
 	fl.BoolVar(&f.push, "push", false, "push the image to its registry after building")
 	fl.StringVarP(&f.output, "output", "o", "", "also write the image to a file: type=oci|docker,dest=FILE")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image ID to this file")
-	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain or quiet")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (live view on a terminal, else plain), plain, tty or quiet")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID")
+	fl.BoolVar(&f.printPlan, "print-plan", false, "without a Dockerfile: print what was detected and the generated Dockerfile, and exit")
+	fl.StringVar(&f.base, "base", "", "without a Dockerfile: base image of the generated Dockerfile (sets the BASE build arg)")
 	return cmd
 }
 
@@ -220,9 +232,19 @@ func runBuild(cmd *cobra.Command, g *globals, f buildFlags, contextArg string) e
 	}
 	opts.Root = g.Root
 	quiet := f.quiet || f.progress == "quiet"
+	if done, err := f.generateDockerfile(cmd, g, contextArg, quiet, &opts); err != nil || done {
+		return err
+	}
 	pp := &buildProgress{w: g.Err}
+	var live *ttyProgress
 	if !quiet {
 		opts.Progress = pp.event
+		// The live view on a terminal (or asked for); plain text otherwise.
+		if f.progress == "tty" || f.progress == "auto" && isTerminal(g.Err) {
+			live = newTTYProgress(g.Err, terminalWidth(g.Err), nil)
+			live.run()
+			opts.Progress = live.event
+		}
 	}
 	s, err := g.openStore(ctx)
 	if err != nil {
@@ -230,9 +252,13 @@ func runBuild(cmd *cobra.Command, g *globals, f buildFlags, contextArg string) e
 	}
 	start := time.Now()
 	res, err := build.Build(ctx, s, opts)
+	if live != nil {
+		live.finish()
+	}
 	if err != nil {
 		return err
 	}
+	g.emitImageEvent("build", res.ID.String(), buildEventName(opts.Tags))
 	if !quiet {
 		for _, w := range res.Warnings {
 			fmt.Fprintln(g.Err, "WARNING:", w)
@@ -274,6 +300,53 @@ func runBuild(cmd *cobra.Command, g *globals, f buildFlags, contextArg string) e
 		fmt.Fprintln(g.Out, res.ID)
 	}
 	return nil
+}
+
+// generateDockerfile switches opts to a generated Dockerfile when the
+// context has none (zero-config build of a Python project), printing a note
+// on stderr. With --print-plan it prints the plan instead and reports done.
+func (f buildFlags) generateDockerfile(cmd *cobra.Command, g *globals, contextArg string, quiet bool, opts *build.Options) (done bool, err error) {
+	generated := contextArg != "-" && f.file == ""
+	if generated {
+		has, err := pyproject.HasDockerfile(contextArg)
+		if err != nil {
+			return false, err
+		}
+		generated = !has
+	}
+	if !generated {
+		if f.printPlan {
+			return false, usageErrorf("--print-plan applies only to a context without a Dockerfile (and no -f)")
+		}
+		if f.base != "" {
+			return false, usageErrorf("--base applies only to a generated Dockerfile; for your Dockerfile use --build-arg")
+		}
+		return false, nil
+	}
+	plan, err := pyproject.PlanBuild(cmd.Context(), contextArg, pyproject.PlanBuildOptions{Base: f.base})
+	if err != nil {
+		return false, err
+	}
+	if f.printPlan {
+		for _, l := range plan.Project.Explain() {
+			fmt.Fprintln(g.Out, l)
+		}
+		fmt.Fprintln(g.Out)
+		_, err := g.Out.Write(plan.Files.Dockerfile)
+		return true, err
+	}
+	if !quiet {
+		fmt.Fprintf(g.Err, "no Dockerfile in %s: building a generated one for %s (see --print-plan)\n", contextArg, plan.Summary())
+		for _, w := range plan.Project.Warnings {
+			fmt.Fprintln(g.Err, "WARNING:", w)
+		}
+	}
+	opts.DockerfileContent = plan.Files.Dockerfile
+	opts.DefaultDockerignore = plan.Files.Dockerignore
+	if _, set := opts.BuildArgs["BASE"]; f.base != "" && !set {
+		opts.BuildArgs["BASE"] = f.base
+	}
+	return false, nil
 }
 
 // buildProgress prints build events in BuildKit's plain style:

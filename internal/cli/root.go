@@ -98,6 +98,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newNetworkCmd(g),
 		newBuildCmd(g),
 		newInitCmd(g),
+		newBuilderCmd(g),
 		newMonitorCmd(g),
 		newEventsCmd(g),
 	)

@@ -20,6 +20,9 @@ type Options struct {
 	// ("-f -"); Dockerfile then only names it in messages.
 	Dockerfile        string
 	DockerfileContent []byte
+	// DefaultDockerignore, when not nil, is the .dockerignore used when the
+	// context has no ignore file (for generated Dockerfiles).
+	DefaultDockerignore []byte
 	// Tags name the image. Without tags it is stored without a name.
 	Tags []reference.Reference
 	// BuildArgs are the --build-arg values.

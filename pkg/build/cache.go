@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -34,6 +35,9 @@ type cacheEntry struct {
 	DiffID v1.Hash        `json:"diff_id,omitzero"`
 	// Seq orders entries by age for trimming.
 	Seq uint64 `json:"seq"`
+	// Created is when the entry was made (Unix seconds; 0 in caches
+	// written before it was recorded).
+	Created int64 `json:"created,omitempty"`
 }
 
 type cacheFile struct {
@@ -91,6 +95,9 @@ func (c *buildCache) get(key string) (*cacheEntry, bool) {
 func (c *buildCache) put(key string, e cacheEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if e.Created == 0 {
+		e.Created = time.Now().Unix()
+	}
 	c.new[key] = &e
 }
 

@@ -56,5 +56,18 @@
 // store. Since keys follow the layers produced, changing a source file
 // re-runs its COPY and every later step of the stage, and a re-run that
 // produces the same layer lets later steps hit again. RUN --mount=type=cache
-// directories persist in ROOT/build/cache/.
+// directories persist in ROOT/build/cache/. Prune empties the cache (and
+// Usage measures it); it holds ROOT/build/prune.lock exclusively while
+// every build holds it shared, so neither runs while the other does.
+//
+// # Docker compatibility
+//
+// As BuildKit, every stage's config has PATH (appended when the base sets
+// none) and a FROM scratch stage starts with working directory "/"; a
+// stage's platform is its FROM --platform, its base stage's, or
+// Options.Platform, and selects the base image's platform; RUN secrets are
+// copies with mode 0400 (or mode=) owned by uid/gid; context bind mounts
+// show the context as filtered by the ignore file. The corpus in
+// testdata/corpus and test/interop's differential test against docker
+// build keep these honest (see docs/building.md).
 package build

@@ -59,6 +59,9 @@ type stageState struct {
 	dirs    []string // unpacked layer directories, parallel to layers
 	key     string   // cache key of the stage's state
 	author  string
+	// platform is the stage's platform: FROM --platform, the base stage's,
+	// or the build's.
+	platform v1.Platform
 }
 
 // builder runs one build.
@@ -87,6 +90,7 @@ type builder struct {
 	emitMu  sync.Mutex
 	cleanup bool
 	tmpLock *flock.Lock
+	useLock *flock.Lock // shared hold on the cache against Prune
 }
 
 // Build builds the Dockerfile in opts.ContextDir and stores the image under
@@ -164,7 +168,7 @@ func (b *builder) build(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	b.bctx, err = buildctx.Open(b.opts.ContextDir, dfPath)
+	b.bctx, err = buildctx.OpenWithDefaultIgnore(b.opts.ContextDir, dfPath, b.opts.DefaultDockerignore)
 	if err != nil {
 		return Result{}, err
 	}
@@ -186,6 +190,10 @@ func (b *builder) build(ctx context.Context) (Result, error) {
 	tmpRoot := filepath.Join(buildDir, "tmp")
 	if err := os.MkdirAll(tmpRoot, 0o700); err != nil {
 		return Result{}, fmt.Errorf("create build directory: %w", err)
+	}
+	// Prune waits for running builds and builds for a running Prune.
+	if b.useLock, err = flock.Acquire(ctx, filepath.Join(buildDir, pruneLockName), false); err != nil {
+		return Result{}, fmt.Errorf("build cache: %w", err)
 	}
 	// The lock comes first, so that a directory whose lock nobody holds
 	// belongs to a build that died.
@@ -216,7 +224,11 @@ func (b *builder) build(ctx context.Context) (Result, error) {
 			if round >= 3 {
 				return Result{}, fmt.Errorf("ONBUILD triggers of base images keep naming new images (%s): %w", ref, errdefs.ErrInvalidArgument)
 			}
-			bi, err := b.resolveImage(ctx, ref)
+			want, err := b.imagePlatform(plan, ref)
+			if err != nil {
+				return Result{}, err
+			}
+			bi, err := b.resolveImage(ctx, ref, want)
 			if err != nil {
 				return Result{}, err
 			}
@@ -349,6 +361,7 @@ func (b *builder) close() error {
 		}
 	}
 	b.tmpLock.Unlock()
+	b.useLock.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -425,14 +438,26 @@ func mountsUnder(dir string) []string {
 
 // resolveImage finds an image in the store, pulling it when it is missing
 // or Options.Pull is set.
-func (b *builder) resolveImage(ctx context.Context, ref string) (*baseImage, error) {
+func (b *builder) resolveImage(ctx context.Context, ref string, want v1.Platform) (*baseImage, error) {
 	r, err := reference.Parse(ref)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
 	img, err := b.s.Get(ctx, r.String())
+	if err == nil && !b.opts.Pull {
+		// The store keeps one platform of an image: one of another
+		// platform has to be pulled for this one.
+		if cf, _, cerr := b.s.ConfigFile(ctx, img); cerr == nil && !platformMatches(cf, want) {
+			pr, perr := registry.Pull(ctx, b.s, r, registry.PullOptions{Platform: &want})
+			if perr != nil {
+				return nil, fmt.Errorf("image %s in the store is %s, not %s as FROM --platform or --platform asks, and pulling it for %s failed (pull or load that platform first, or drop --platform): %w",
+					r.Familiar(), configPlatform(cf), want.String(), want.String(), perr)
+			}
+			img = pr.Image
+		}
+	}
 	if b.opts.Pull || errors.Is(err, errdefs.ErrNotFound) {
-		pr, perr := registry.Pull(ctx, b.s, r, registry.PullOptions{Platform: &b.platform})
+		pr, perr := registry.Pull(ctx, b.s, r, registry.PullOptions{Platform: &want})
 		switch {
 		case perr != nil && err != nil:
 			return nil, fmt.Errorf("image %s is not in the store and could not be pulled (load or import it first): %w", r.Familiar(), perr)
@@ -453,6 +478,9 @@ func (b *builder) resolveImage(ctx context.Context, ref string) (*baseImage, err
 	}
 	if len(m.Layers) != len(cf.RootFS.DiffIDs) {
 		return nil, fmt.Errorf("image %s: manifest has %d layers but config lists %d diff IDs: %w", r.Familiar(), len(m.Layers), len(cf.RootFS.DiffIDs), errdefs.ErrDataCorrupt)
+	}
+	if !platformMatches(cf, want) {
+		return nil, fmt.Errorf("image %s is %s, not %s: %w", r.Familiar(), configPlatform(cf), want.String(), errdefs.ErrNotFound)
 	}
 	bi := &baseImage{img: img, id: id, cf: cf}
 	for k, d := range m.Layers {
@@ -548,12 +576,23 @@ func dedupe(dirs []string) []string {
 // runStage builds stage i on top of its base.
 func (b *builder) runStage(ctx context.Context, i int) error {
 	ps := b.plan.Stages[i]
-	st := &stageState{name: ps.DisplayName()}
-	plat := b.platform.String()
+	st := &stageState{name: ps.DisplayName(), platform: b.platform}
+	if ps.Base.Kind == dockerfile.BaseStage && b.results[ps.Base.Stage] != nil {
+		st.platform = b.results[ps.Base.Stage].platform
+	}
+	if ps.Platform != "" {
+		p, err := v1.ParsePlatform(ps.Platform)
+		if err != nil {
+			return fmt.Errorf("stage %s: FROM --platform=%s: %w", st.name, ps.Platform, errdefs.ErrInvalidArgument)
+		}
+		st.platform = *p
+	}
+	plat := st.platform.String()
 	epoch := b.epoch.Format(time.RFC3339)
 	switch ps.Base.Kind {
 	case dockerfile.BaseScratch:
-		st.cf = &v1.ConfigFile{}
+		// As BuildKit's empty image: working directory "/" (and PATH, below).
+		st.cf = &v1.ConfigFile{Config: v1.Config{WorkingDir: "/"}}
 		st.key = cacheKey("", "scratch", plat, epoch)
 	case dockerfile.BaseStage:
 		p := b.results[ps.Base.Stage]
@@ -580,6 +619,9 @@ func (b *builder) runStage(ctx context.Context, i int) error {
 		}
 		st.dirs = dirs
 		st.key = cacheKey("", "image", bi.id.String(), plat, epoch)
+	}
+	if ps.Base.Kind != dockerfile.BaseStage {
+		st.cf.Config.Env = withDefaultPath(st.cf.Config.Env, st.platform.OS)
 	}
 	st.cb = dockerfile.NewConfigBuilder(st.cf.Config)
 	for k, step := range ps.Steps {
@@ -726,12 +768,67 @@ func randomID() string {
 	return hex.EncodeToString(p[:])
 }
 
-// canRun reports whether RUN can execute for the target platform.
-func (b *builder) canRun() error {
-	if b.platform.OS != "linux" || b.platform.Architecture != goruntime.GOARCH {
-		return fmt.Errorf("RUN for platform %s on a %s machine needs emulation, which berth does not do: %w", b.platform.String(), goruntime.GOARCH, errdefs.ErrNotImplemented)
+// canRun reports whether RUN can execute for the stage's platform.
+func (b *builder) canRun(st *stageState) error {
+	if st.platform.OS != "linux" || st.platform.Architecture != goruntime.GOARCH {
+		return fmt.Errorf("RUN for platform %s on a %s machine needs emulation, which berth does not do: %w", st.platform.String(), goruntime.GOARCH, errdefs.ErrNotImplemented)
 	}
 	return nil
 }
 
+// imagePlatform is the platform to resolve image ref for: that of the
+// FROM --platform of the needed stages based on it, else the build's. Two
+// stages asking for the same image on different platforms are refused.
+func (b *builder) imagePlatform(plan *dockerfile.BuildPlan, ref string) (v1.Platform, error) {
+	want, set := b.platform, ""
+	for _, st := range plan.Stages {
+		if !st.Needed || st.Base.Kind != dockerfile.BaseImage || st.Base.Image != ref || st.Platform == "" {
+			continue
+		}
+		p, err := v1.ParsePlatform(st.Platform)
+		if err != nil {
+			return want, fmt.Errorf("FROM --platform=%s: %w", st.Platform, errdefs.ErrInvalidArgument)
+		}
+		if set != "" && set != p.String() {
+			return want, fmt.Errorf("image %s is used for platforms %s and %s in one build, which berth does not support: %w", ref, set, p.String(), errdefs.ErrNotImplemented)
+		}
+		want, set = *p, p.String()
+	}
+	return want, nil
+}
+
+// platformMatches reports whether an image config is for platform want;
+// an image that does not say is taken to match.
+func platformMatches(cf *v1.ConfigFile, want v1.Platform) bool {
+	if cf.OS == "" && cf.Architecture == "" {
+		return true
+	}
+	if cf.OS != want.OS || cf.Architecture != want.Architecture {
+		return false
+	}
+	return want.Variant == "" || cf.Variant == "" || cf.Variant == want.Variant
+}
+
+func configPlatform(cf *v1.ConfigFile) string {
+	p := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
+	return p.String()
+}
+
 func joinEnv(env []string) string { return strings.Join(env, "\x00") }
+
+// defaultPath is the PATH BuildKit gives an image whose base sets none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// withDefaultPath appends PATH to env when it lacks one, as BuildKit does
+// for every stage of a Linux image (FROM scratch included).
+func withDefaultPath(env []string, os string) []string {
+	if os == "windows" {
+		return env
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "PATH=") {
+			return env
+		}
+	}
+	return append(slices.Clone(env), "PATH="+defaultPath)
+}

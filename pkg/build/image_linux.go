@@ -28,8 +28,8 @@ func (b *builder) writeImage(ctx context.Context, st *stageState) (Result, error
 	cf.Created = v1.Time{Time: b.epoch}
 	cf.Author = st.author
 	cf.Container, cf.DockerVersion = "", ""
-	cf.OS, cf.Architecture, cf.Variant = b.platform.OS, b.platform.Architecture, b.platform.Variant
-	cf.OSVersion, cf.OSFeatures = b.platform.OSVersion, b.platform.OSFeatures
+	cf.OS, cf.Architecture, cf.Variant = st.platform.OS, st.platform.Architecture, st.platform.Variant
+	cf.OSVersion, cf.OSFeatures = st.platform.OSVersion, st.platform.OSFeatures
 	cf.History = st.history
 	cf.RootFS = v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{}}
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -72,7 +73,7 @@ func (b *builder) run(ctx context.Context, st *stageState, step dockerfile.Step,
 	if e, ok := b.lookup(ctx, key); ok {
 		return true, b.addResult(ctx, st, key, text, *e, true)
 	}
-	if err := b.canRun(); err != nil {
+	if err := b.canRun(st); err != nil {
 		return false, err
 	}
 	e, err := b.sandbox(ctx, st, step, runSpec{args: args, script: script, network: network, mounts: mounts}, ev)
@@ -353,10 +354,37 @@ func (b *builder) runMount(ctx context.Context, workdir string, m *instructions.
 		if err != nil {
 			return nil, nil, err
 		}
-		if _, err := os.Stat(abs); err != nil {
+		// As BuildKit: a copy owned by uid:gid (default root) with the
+		// given mode (default 0400), whatever the source file's are.
+		data, err := os.ReadFile(abs)
+		if err != nil {
 			return nil, nil, fmt.Errorf("secret %s: %w", id, err)
 		}
-		return &runtime.Mount{Type: runtime.MountTypeBind, Source: abs, Target: target, ReadOnly: true}, nil, nil
+		d, err := b.tempDir("secret")
+		if err != nil {
+			return nil, nil, err
+		}
+		f := filepath.Join(d, "secret")
+		mode, uid, gid := os.FileMode(0o400), 0, 0
+		if m.Mode != nil {
+			mode = os.FileMode(*m.Mode) & os.ModePerm
+		}
+		if m.UID != nil {
+			uid = int(*m.UID)
+		}
+		if m.GID != nil {
+			gid = int(*m.GID)
+		}
+		remove := func() { os.RemoveAll(d) }
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			remove()
+			return nil, nil, fmt.Errorf("secret %s: %w", id, err)
+		}
+		if err := errors.Join(os.Chmod(f, mode), os.Lchown(f, uid, gid)); err != nil {
+			remove()
+			return nil, nil, fmt.Errorf("secret %s: %w", id, err)
+		}
+		return &runtime.Mount{Type: runtime.MountTypeBind, Source: f, Target: target, ReadOnly: true}, remove, nil
 	case instructions.MountTypeBind:
 		return b.bindMount(ctx, target, m, src)
 	}
@@ -422,6 +450,12 @@ func (b *builder) bindMount(ctx context.Context, target string, m *instructions.
 			release()
 		}
 		return nil, nil, err
+	}
+	if src.Kind == dockerfile.SourceContext && len(b.bctx.IgnorePatterns()) > 0 {
+		// What .dockerignore excludes does not exist for the build.
+		if p, release, err = b.filteredContext(p); err != nil {
+			return nil, nil, fmt.Errorf("RUN --mount=type=bind source %s: %w", m.Source, err)
+		}
 	}
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -671,4 +705,107 @@ func (w *outputWriter) tail() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]string(nil), w.lines...)
+}
+
+// filteredContext makes a copy of the context path p (a file or a
+// directory) without what the ignore file excludes: hard links to the
+// context's files where possible, copies otherwise. It returns the copy's
+// path and a function that removes it.
+func (b *builder) filteredContext(p string) (string, func(), error) {
+	d, err := b.tempDir("ctx")
+	if err != nil {
+		return "", nil, err
+	}
+	remove := func() { os.RemoveAll(d) }
+	out := filepath.Join(d, "src")
+	root := b.bctx.Dir()
+	if rel, err := filepath.Rel(root, p); err == nil && rel != "." && b.bctx.Excluded(filepath.ToSlash(rel)) {
+		remove()
+		return "", nil, fmt.Errorf("%s is excluded by %s: %w", filepath.ToSlash(rel), filepath.Base(b.bctx.IgnoreFile()), errdefs.ErrNotFound)
+	}
+	err = filepath.WalkDir(p, func(q string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, q)
+		if err != nil {
+			return err
+		}
+		// Directories are walked even when excluded: an exception ("!")
+		// may bring back something below them.
+		if q != p && b.bctx.Excluded(filepath.ToSlash(rel)) && !de.IsDir() {
+			return nil
+		}
+		inner, err := filepath.Rel(p, q)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(out, inner)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		fi, err := de.Info()
+		if err != nil {
+			return err
+		}
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		switch {
+		case de.IsDir():
+			if q != p && b.bctx.Excluded(filepath.ToSlash(rel)) {
+				// Made when something below is kept (MkdirAll above).
+				return nil
+			}
+			if err := os.Mkdir(dst, fi.Mode().Perm()); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			if err := os.Chmod(dst, fi.Mode().Perm()); err != nil {
+				return err
+			}
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(q)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(target, dst); err != nil {
+				return err
+			}
+		case fi.Mode().IsRegular():
+			if err := os.Link(q, dst); err != nil {
+				if err := copyRegular(q, dst, fi.Mode().Perm()); err != nil {
+					return err
+				}
+			}
+		default:
+			return nil // sockets, devices: not part of a build context
+		}
+		if st != nil {
+			return os.Lchown(dst, int(st.Uid), int(st.Gid))
+		}
+		return nil
+	})
+	if err != nil {
+		remove()
+		return "", nil, err
+	}
+	return out, remove, nil
+}
+
+func copyRegular(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(dst, mode)
 }

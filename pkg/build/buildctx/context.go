@@ -1,6 +1,7 @@
 package buildctx
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,15 @@ type Context struct {
 // "<dockerfilePath>.dockerignore" when it exists, else dir/.dockerignore.
 // Nothing else is read.
 func Open(dir string, dockerfilePath string) (*Context, error) {
+	return OpenWithDefaultIgnore(dir, dockerfilePath, nil)
+}
+
+// OpenWithDefaultIgnore is Open, except that when neither ignore file
+// exists and defaultIgnore is not nil, defaultIgnore (.dockerignore syntax)
+// is used instead; IgnoreFile then reports "(generated .dockerignore)". It
+// serves builds of generated Dockerfiles, whose generated ignore file must
+// not override the project's own.
+func OpenWithDefaultIgnore(dir string, dockerfilePath string, defaultIgnore []byte) (*Context, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("build context %s: %w", dir, err)
@@ -97,6 +107,23 @@ func Open(dir string, dockerfilePath string) (*Context, error) {
 			c.pm = pm
 		}
 		break
+	}
+	if c.ignoreFile == "" && defaultIgnore != nil {
+		const name = "(generated .dockerignore)"
+		patterns, err := ignorefile.ReadAll(bytes.NewReader(defaultIgnore))
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("read %s: %w: %w", name, errdefs.ErrInvalidArgument, err)
+		}
+		pm, err := patternmatcher.New(patterns)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: bad pattern: %w: %w", name, errdefs.ErrInvalidArgument, err)
+		}
+		c.ignoreFile, c.patterns = name, patterns
+		if len(patterns) > 0 {
+			c.pm = pm
+		}
 	}
 	return c, nil
 }

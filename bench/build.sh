@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# build.sh measures "berth build" against "docker build" in the same run,
+# on two Python apps, and prints the median times and berth/docker ratios:
+#
+#   cold     first build with the base image present and the build cache
+#            empty (berth builder prune -a / docker builder prune -a first);
+#   changed  rebuild after changing one .py file (only the steps from its
+#            COPY on run again);
+#   warm     rebuild with nothing changed (every step cached).
+#
+# The apps: examples/flask-hello, and a larger multi-stage app the script
+# writes (a venv, 40 modules compiled in a build stage, several RUN steps).
+# Targets (issue 4): changed <= 0.5x docker; warm under 0.2 s.
+#
+# Usage: bench/build.sh [--runs N]     (N timed runs per figure, default 3)
+#
+# Base image: the python tarball of scripts/mkbase.sh (cached like the
+# tests' in $BERTH_TEST_CACHE or /var/cache/berth-test), imported into
+# berth and loaded into a private dockerd (scripts/docker-engine.sh) with
+# "berth save" + "docker load", so both start from the same image. Both
+# builders run RUN steps without a network (--network none; the apps need
+# none). docker builds with BuildKit when the CLI has it (buildx, or
+# Debian's 20.10 CLI at /usr/bin/docker, whose BuildKit is built in) and
+# with the classic builder otherwise; the table says which. Needs root.
+# Everything the script starts or creates is removed on exit.
+set -euo pipefail
+
+prog=build.sh
+log() { printf '%s: %s\n' "$prog" "$*" >&2; }
+die() {
+	printf '%s: error: %s\n' "$prog" "$*" >&2
+	exit 1
+}
+
+runs=3
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--runs) runs=${2:?--runs needs a number}; shift 2 ;;
+	--runs=*) runs=${1#--runs=}; shift ;;
+	-h | --help)
+		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+		exit 0
+		;;
+	*) die "unknown argument $1 (see --help)" ;;
+	esac
+done
+case "$runs" in '' | *[!0-9]* | 0) die "--runs must be a positive number, not '$runs'" ;; esac
+[ "$(id -u)" -eq 0 ] || die "run as root (builds run in sandboxes and it starts a private dockerd)"
+
+cd "$(dirname -- "$0")/.."
+repo_root=$PWD
+# shellcheck source=scripts/docker-engine.sh
+. "$repo_root/scripts/docker-engine.sh"
+for tool in go docker tar python3 awk; do
+	command -v "$tool" >/dev/null || die "$tool not found (apt-get install it)"
+done
+
+work=$(mktemp -d /var/tmp/berth-bench-build.XXXXXX)
+cleanup() {
+	local status=$?
+	trap - EXIT INT TERM ERR
+	set +e
+	log "cleaning up"
+	if [ -n "${BERTH:-}" ] && [ -x "$BERTH" ]; then
+		"$BERTH" --root "$BROOT" system reset -f >/dev/null 2>&1
+	fi
+	if [ -n "${DOCKER_ENGINE_PID:-}" ]; then
+		docker_engine_stop
+	fi
+	awk -v d="$work/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+		while read -r m; do umount -l "$m" 2>/dev/null; done
+	rm -rf --one-file-system -- "$work"
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'log "failed: line $LINENO: $BASH_COMMAND"' ERR
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "building berth"
+CGO_ENABLED=1 go build -trimpath -o "$work/bin/berth" ./cmd/berth || die "go build ./cmd/berth failed"
+export BERTH=$work/bin/berth BROOT=$work/berth
+b() { "$BERTH" --root "$BROOT" "$@"; }
+
+cache=${BERTH_TEST_CACHE:-/var/cache/berth-test}
+mkdir -p "$cache"
+python_tar=$cache/base-python-$(sha256sum scripts/mkbase.sh | cut -c1-12).tar.gz
+if [ ! -f "$python_tar" ]; then
+	log "building the python base tarball with scripts/mkbase.sh (a few minutes; cached in $cache)"
+	(
+		flock 9
+		[ -f "$python_tar" ] || bash scripts/mkbase.sh --variant python "$python_tar"
+	) 9>"$cache/base.lock" || die "scripts/mkbase.sh --variant python failed"
+fi
+
+log "importing the base image"
+b import "$python_tar" bench/python:latest >/dev/null
+b save -o "$work/base.tar" bench/python:latest
+log "starting a private docker engine"
+docker_engine_start "$work/docker" || die "cannot start dockerd"
+docker load -i "$work/base.tar" >/dev/null
+
+# The docker CLI that builds with BuildKit, if any.
+dcli=(docker)
+builder="classic builder"
+if docker buildx version >/dev/null 2>&1; then
+	export DOCKER_BUILDKIT=1
+	builder="BuildKit (buildx)"
+elif [ -x /usr/bin/docker ] && /usr/bin/docker --version 2>/dev/null | grep -q ' 20\.10'; then
+	dcli=(/usr/bin/docker)
+	export DOCKER_BUILDKIT=1
+	builder="BuildKit (docker 20.10 CLI)"
+else
+	export DOCKER_BUILDKIT=0
+fi
+log "docker builds with the $builder"
+
+# --- the apps ------------------------------------------------------------
+mkdir -p "$work/apps"
+cp -r examples/flask-hello "$work/apps/flask-hello"
+big=$work/apps/multistage
+mkdir -p "$big/pkg"
+cat >"$big/Dockerfile" <<'DOCKERFILE'
+ARG BASE=python:3.11-slim
+FROM ${BASE} AS build
+WORKDIR /src
+COPY requirements.txt .
+RUN python3 -m venv --without-pip --system-site-packages /opt/venv
+RUN /opt/venv/bin/python3 -m pip install --no-cache-dir --no-index -r requirements.txt
+COPY pkg/ pkg/
+RUN python3 -m compileall -q pkg && find pkg -name '*.pyc' | wc -l > /src/count
+
+FROM ${BASE}
+RUN useradd --create-home --uid 1000 app
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /src/pkg /app/pkg
+COPY --from=build /src/count /app/count
+WORKDIR /app
+COPY app.py .
+RUN python3 -c "import ast,sys; ast.parse(open('app.py').read())"
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
+USER app
+EXPOSE 8000
+CMD ["python3", "app.py"]
+DOCKERFILE
+printf 'flask>=2.2\n' >"$big/requirements.txt"
+for i in $(seq -w 1 40); do
+	printf 'def handler_%s(x):\n    return {"module": %d, "value": x * %d}\n' "$i" "$((10#$i))" "$((10#$i))" >"$big/pkg/mod$i.py"
+done
+touch "$big/pkg/__init__.py"
+cat >"$big/app.py" <<'PY'
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def hello():
+    return "Hello from the multi-stage app!"
+
+
+if __name__ == "__main__":
+    app.run(host="0.0.0.0", port=8000)
+PY
+
+# --- timing --------------------------------------------------------------
+# time_s CMD... runs CMD (output discarded) and prints its seconds.
+time_s() {
+	local t0 t1
+	t0=$(date +%s%N)
+	"$@" >"$work/last.log" 2>&1 || {
+		tail -n 30 "$work/last.log" >&2
+		die "failed: $*"
+	}
+	t1=$(date +%s%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e9 }'
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+berth_build() { b build --progress plain --network none --build-arg BASE=bench/python:latest -t "bench/$1:latest" "$work/apps/$1"; }
+docker_build() { "${dcli[@]}" build --network none --build-arg BASE=bench/python:latest -t "bench/$1:latest" "$work/apps/$1"; }
+berth_clear() { b builder prune -a -f; }
+docker_clear() { "${dcli[@]}" builder prune -a -f; }
+
+declare -A result
+measure() { # measure TOOL APP
+	local tool=$1 app=$2 i cold=() warm=() changed=()
+	for ((i = 0; i < runs; i++)); do
+		"${tool}_clear" >/dev/null 2>&1 || true
+		cold+=("$(time_s "${tool}_build" "$app")")
+		printf '# change %s %s\n' "$tool" "$i" >>"$work/apps/$app/app.py"
+		changed+=("$(time_s "${tool}_build" "$app")")
+		warm+=("$(time_s "${tool}_build" "$app")")
+	done
+	result[$tool,$app,cold]=$(printf '%s\n' "${cold[@]}" | median)
+	result[$tool,$app,changed]=$(printf '%s\n' "${changed[@]}" | median)
+	result[$tool,$app,warm]=$(printf '%s\n' "${warm[@]}" | median)
+}
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for app in flask-hello multistage; do
+	# One untimed build each first: the base image's layers get unpacked
+	# (berth) or snapshotted (docker) once, as on any machine that has
+	# built before.
+	berth_build "$app" >"$work/first.log" 2>&1 || {
+		tail -n 30 "$work/first.log" >&2
+		die "berth build $app failed"
+	}
+	docker_build "$app" >"$work/first.log" 2>&1 || {
+		tail -n 30 "$work/first.log" >&2
+		die "docker build $app failed"
+	}
+	log "measuring $app ($runs runs each)"
+	measure berth "$app"
+	measure docker "$app"
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+printf '\nberth build vs docker build (%s), median of %d runs, seconds\n' "$builder" "$runs"
+printf 'machine: %s CPUs, load %s before, %s after\n\n' "$(nproc)" "$load_before" "$load_after"
+printf '%-12s %-8s %9s %9s %8s\n' APP CASE BERTH DOCKER RATIO
+for app in flask-hello multistage; do
+	for c in cold changed warm; do
+		bt=${result[berth,$app,$c]} dt=${result[docker,$app,$c]}
+		printf '%-12s %-8s %9s %9s %7sx\n' "$app" "$c" "$bt" "$dt" "$(awk -v a="$bt" -v b="$dt" 'BEGIN { printf "%.2f", a / b }')"
+	done
+done
+printf '\ntargets: changed <= 0.50x docker; warm < 0.2 s\n'

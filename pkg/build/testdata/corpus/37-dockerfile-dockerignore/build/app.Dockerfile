@@ -1,0 +1,2 @@
+FROM berth-test/base:1
+COPY . /app
