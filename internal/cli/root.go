@@ -101,6 +101,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newBuilderCmd(g),
 		newMonitorCmd(g),
 		newEventsCmd(g),
+		newLoadtestCmd(g),
 	)
 	addImageCommands(root, g)
 	addContainerCommands(root, g)
