@@ -55,6 +55,19 @@ func TestBuilderPrune(t *testing.T) {
 		return out.String(), errOut.String()
 	}
 	run("build", "--progress", "plain", "-t", "prune:1", dir)
+	cacheCount := func() string {
+		out, _ := run("system", "df", "--format", "{{.Type}}={{.TotalCount}}")
+		for _, l := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(l, "Build Cache="); ok {
+				return v
+			}
+		}
+		t.Fatalf("system df has no Build Cache row:\n%s", out)
+		return ""
+	}
+	if n := cacheCount(); n == "0" {
+		t.Errorf("system df counts no build cache after a build")
+	}
 	// The image uses the cached layer: nothing is dangling.
 	if out, _ := run("builder", "prune", "-f"); out != "Total reclaimed space: 0B\n" {
 		t.Errorf("prune: %q", out)
@@ -65,6 +78,9 @@ func TestBuilderPrune(t *testing.T) {
 	out, _ := run("builder", "prune", "-a", "-f")
 	if !regexp.MustCompile(`^Deleted build cache objects:\n[0-9a-f]{64}\n\nTotal reclaimed space: `).MatchString(out) {
 		t.Errorf("prune -a: %q", out)
+	}
+	if n := cacheCount(); n != "0" {
+		t.Errorf("system df counts %s build cache entries after prune -a", n)
 	}
 	if _, errOut := run("build", "--progress", "plain", "-t", "prune:1", dir); strings.Contains(errOut, "CACHED") {
 		t.Errorf("build after prune -a is cached:\n%s", errOut)

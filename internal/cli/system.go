@@ -13,6 +13,7 @@ import (
 	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
+	"github.com/berthsh/berth/pkg/build"
 	"github.com/berthsh/berth/pkg/runtime"
 	"github.com/berthsh/berth/pkg/store"
 )
@@ -88,7 +89,11 @@ func diskUsageSections(ctx context.Context, g *globals, trunc bool) ([]diskUsage
 	if err != nil {
 		return nil, err
 	}
-	return []diskUsageSection{images, containers, volumesDiskUsage(), buildCacheDiskUsage()}, nil
+	buildCache, err := buildCacheDiskUsage(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	return []diskUsageSection{images, containers, volumesDiskUsage(), buildCache}, nil
 }
 
 const diskUsageImagesTable = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}"
@@ -197,12 +202,20 @@ func volumesDiskUsage() diskUsageSection {
 	}
 }
 
-// buildCacheDiskUsage is the Build Cache section (empty until berth keeps
-// a build cache).
-func buildCacheDiskUsage() diskUsageSection {
-	var size int64
+// buildCacheDiskUsage is the Build Cache section: the cached build steps'
+// layers that no image uses and the RUN cache mounts (no detail rows).
+func buildCacheDiskUsage(ctx context.Context, g *globals) (diskUsageSection, error) {
+	s, err := g.openStore(ctx)
+	if err != nil {
+		return diskUsageSection{}, err
+	}
+	u, err := build.Usage(ctx, s, g.Root)
+	if err != nil {
+		return diskUsageSection{}, err
+	}
+	size := u.Size
 	return diskUsageSection{
-		Row:     newDiskUsageRow("Build Cache", 0, 0, size, 0),
+		Row:     newDiskUsageRow("Build Cache", u.Entries, 0, size, u.Reclaimable),
 		Key:     "BuildCache",
 		Heading: "Build cache usage: " + units.HumanSize(float64(size)),
 		Table: listFormat{
@@ -211,7 +224,7 @@ func buildCacheDiskUsage() diskUsageSection {
 				"LastUsedSince": "LAST USED", "UsageCount": "USAGE", "Shared": "SHARED"},
 		},
 		Items: []any{},
-	}
+	}, nil
 }
 
 func newSystemDfCmd(g *globals) *cobra.Command {
