@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"runtime/debug"
@@ -35,35 +34,51 @@ func trimMemory(ctx context.Context) {
 // resident set. A supervisor runs for as long as its container and mostly
 // waits: the pages it needed to start stay in the page cache, shared with
 // every other berth process, and come back with a minor fault if it needs
-// them again. Writable segments are left alone (MADV_DONTNEED would throw
-// away their changes).
+// them again.
+//
+// Only mappings with no private (anonymous) pages are dropped: a writable
+// segment, or a read-only one that was written before it was protected
+// (the RELRO segment, where the dynamic loader or a static binary's
+// start-up code relocated pointers), would lose those changes and fault
+// back the file's unrelocated bytes.
 func dropBinaryPages() {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return
 	}
-	f, err := os.Open("/proc/self/maps")
+	data, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		return
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// start-end perms offset dev inode path
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 || fields[5] != exe || strings.Contains(fields[1], "w") {
+	type mapping struct {
+		start, end uint64
+		ok         bool // the executable's, read-only
+		anon       bool // has private pages
+	}
+	var maps []mapping
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
 			continue
 		}
-		lo, hi, ok := strings.Cut(fields[0], "-")
-		if !ok {
+		if lo, hi, found := strings.Cut(fields[0], "-"); found && !strings.HasSuffix(fields[0], ":") && len(fields) >= 5 {
+			// start-end perms offset dev inode [path]
+			start, err1 := strconv.ParseUint(lo, 16, 64)
+			end, err2 := strconv.ParseUint(hi, 16, 64)
+			maps = append(maps, mapping{
+				start: start, end: end,
+				ok: err1 == nil && err2 == nil && end > start && len(fields) >= 6 && fields[5] == exe && !strings.Contains(fields[1], "w"),
+			})
 			continue
 		}
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
-			continue
+		if len(maps) > 0 && len(fields) >= 2 && fields[0] == "Anonymous:" && fields[1] != "0" {
+			maps[len(maps)-1].anon = true
 		}
-		// By address: these pages are not Go memory.
-		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED)
+	}
+	for _, m := range maps {
+		if m.ok && !m.anon {
+			// By address: these pages are not Go memory.
+			_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(m.start), uintptr(m.end-m.start), unix.MADV_DONTNEED)
+		}
 	}
 }
