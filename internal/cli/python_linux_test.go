@@ -42,12 +42,13 @@ func TestZeroConfigPythonCLI(t *testing.T) {
 		}
 	})
 	samples := []struct {
-		name string // directory under pkg/pyproject/testdata
-		code string // an application file to change
+		name    string // directory under pkg/pyproject/testdata
+		code    string // an application file to change
+		portEnv bool   // the server follows PORT set at run time (gunicorn)
 	}{
-		{"flask-requirements", "app.py"},
-		{"fastapi-uv", "app/main.py"},
-		{"django-poetry", "mysite/urls.py"},
+		{"flask-requirements", "app.py", true},
+		{"fastapi-uv", "app/main.py", false},
+		{"django-poetry", "mysite/urls.py", true},
 	}
 	for _, s := range samples {
 		t.Run(s.name, func(t *testing.T) {
@@ -119,7 +120,14 @@ func TestZeroConfigPythonCLI(t *testing.T) {
 			}
 
 			name := "zc-" + s.name
-			e.must("run", "-d", "--name", name, "-p", "127.0.0.1::"+port, tag)
+			runArgs := []string{"run", "-d", "--name", name}
+			if s.portEnv {
+				// gunicorn binds $PORT: a port set at run time wins over
+				// the one detected at build time.
+				port = "8089"
+				runArgs = append(runArgs, "-e", "PORT="+port)
+			}
+			e.must(append(runArgs, "-p", "127.0.0.1::"+port, tag)...)
 			defer e.berth("", "rm", "-f", name)
 			hostPort := strings.TrimSpace(e.must("port", name, port))
 			url := "http://" + hostPort + "/"
@@ -147,6 +155,11 @@ func TestZeroConfigPythonCLI(t *testing.T) {
 			}
 			if _, _, code := e.berth("", "exec", name, "test", "-e", "/app/"+s.code); code != 0 {
 				t.Errorf("/app/%s is missing from the image", s.code)
+			}
+			// The shipped virtualenv has no pip of its own (the builder's
+			// pip installed into it).
+			if _, _, code := e.berth("", "exec", name, "/opt/venv/bin/python3", "-c", "import pip"); code == 0 {
+				t.Errorf("pip is importable from /opt/venv in the runtime image")
 			}
 			if _, _, code := e.berth("", "exec", name, "test", "-e", "/app/.env"); code == 0 {
 				t.Errorf("/app/.env is in the image: the generated .dockerignore was not used")

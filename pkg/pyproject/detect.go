@@ -285,6 +285,17 @@ func (d *detector) detectDeps() error {
 			why += ", including " + strings.Join(rf.files[1:], ", ")
 		}
 		why += ")"
+		// Say why the pyproject.toml's own list is not used.
+		var other string
+		switch {
+		case len(projDeps) > 0:
+			other = "[project] dependencies"
+		case len(poetryReqs) > 0:
+			other = "[tool.poetry.dependencies]"
+		}
+		if other != "" {
+			why += "; it wins over the " + other + " in pyproject.toml because, without a lock file, a requirements file is the more exact (usually pinned) set to deploy; to install from pyproject.toml instead, remove requirements.txt or reduce it to a single `.` line"
+		}
 	case poetry != nil && tomlTable(poetry, "dependencies") != nil:
 		deps.Source, deps.Requirements = DepsPoetry, append(projDeps, poetryReqs...)
 		addManifest("pyproject.toml")

@@ -35,7 +35,7 @@ func TestDetectCorpus(t *testing.T) {
 			python: "3.11", pyReason: ".python-version", deps: DepsRequirements,
 			manifests: []string{"requirements.txt", "requirements/base.txt"},
 			server:    ServerGunicorn, port: 5000,
-			command: []string{"gunicorn", "--bind", "0.0.0.0:5000", "app:app"},
+			command: []string{"gunicorn", "--graceful-timeout", "8", "app:app"},
 			reason:  "found flask app app = Flask(__name__) in app.py:4",
 		},
 		{
@@ -51,7 +51,7 @@ func TestDetectCorpus(t *testing.T) {
 			python: "3.13", pyReason: "[tool.poetry.dependencies] python: ^3.9", deps: DepsPoetry, lock: "poetry.lock",
 			manifests: []string{"pyproject.toml", "poetry.lock"},
 			server:    ServerGunicorn, port: 8000,
-			command: []string{"gunicorn", "--bind", "0.0.0.0:8000", "mysite.wsgi:application"},
+			command: []string{"gunicorn", "--graceful-timeout", "8", "mysite.wsgi:application"},
 			release: []string{"python3", "manage.py", "migrate", "--noinput"},
 			reason:  `WSGI_APPLICATION = "mysite.wsgi.application" in mysite/settings.py`,
 		},
@@ -73,7 +73,7 @@ func TestDetectCorpus(t *testing.T) {
 			python: "3.11", pyReason: "~=3.11.0", deps: DepsPEP621,
 			manifests: []string{"pyproject.toml"},
 			server:    ServerGunicorn, port: 8000, installProj: true,
-			command: []string{"gunicorn", "--bind", "0.0.0.0:8000", "hello.web:create_app()"},
+			command: []string{"gunicorn", "--graceful-timeout", "8", "hello.web:create_app()"},
 			reason:  "src/hello/web.py:4",
 		},
 	}
@@ -243,7 +243,7 @@ func TestDetectOverridesAndRules(t *testing.T) {
 			},
 			check: func(p *Project) bool {
 				return p.App.Ref() == "api:app" && p.Port == 9000 && p.Python.Version == "3.10" && p.Server == ServerGunicorn &&
-					slices.Equal(p.Command, []string{"gunicorn", "--bind", "0.0.0.0:9000", "api:app"})
+					slices.Equal(p.Command, []string{"gunicorn", "--graceful-timeout", "8", "api:app"})
 			}, explain: "[tool.berth] python"},
 		{name: "options win over tool.berth",
 			files: map[string]string{
@@ -398,5 +398,97 @@ func TestDetectDjangoSplitSettings(t *testing.T) {
 	}
 	if p.App.Ref() != "config.wsgi:application" || p.App.StaticRoot != "'/srv/static'" || p.App.DjangoSettings != "config.settings.production" {
 		t.Errorf("app = %+v", p.App)
+	}
+}
+
+// TestDetectEdgeCases covers layouts real projects use that the sample
+// corpus does not: both requirements.txt and pyproject.toml, an app
+// factory, a FastAPI app inside a package with relative imports, Django
+// settings in a module named unlike the project directory, and a Procfile
+// binding $PORT.
+func TestDetectEdgeCases(t *testing.T) {
+	tests := []struct {
+		name     string
+		files    map[string]string
+		deps     DepSource
+		app      string // App.Ref()
+		server   Server
+		port     int
+		command  []string
+		settings string // Django settings module
+		explain  string // substring of Explain
+	}{
+		{name: "requirements.txt wins over pyproject dependencies",
+			files: map[string]string{
+				"requirements.txt": "flask==2.2.2\ngunicorn==20.1.0\n",
+				"pyproject.toml":   "[project]\nname = 'x'\nversion = '1'\ndependencies = ['flask>=2']\n",
+				"app.py":           "from flask import Flask\napp = Flask(__name__)\n",
+			},
+			deps: DepsRequirements, app: "app:app", server: ServerGunicorn, port: 8000,
+			command: []string{"gunicorn", "--graceful-timeout", "8", "app:app"},
+			explain: "it wins over the [project] dependencies in pyproject.toml"},
+		{name: "flask factory create_app",
+			files: map[string]string{
+				"requirements.txt":  "flask\ngunicorn\n",
+				"wsgi.py":           "from myapp import create_app\n",
+				"myapp/__init__.py": "from flask import Flask\n\n\ndef create_app(config=None):\n    app = Flask(__name__)\n    return app\n",
+				"myapp/views.py":    "from flask import Blueprint\nbp = Blueprint('v', __name__)\n",
+			},
+			deps: DepsRequirements, app: "myapp:create_app()", server: ServerGunicorn, port: 8000,
+			command: []string{"gunicorn", "--graceful-timeout", "8", "myapp:create_app()"},
+			explain: "create_app"},
+		{name: "fastapi in a package with relative imports",
+			files: map[string]string{
+				"requirements.txt": "fastapi\nuvicorn\n",
+				"app/__init__.py":  "",
+				"app/main.py":      "from fastapi import FastAPI\n\nfrom .routes import router\n\napp = FastAPI()\napp.include_router(router)\n",
+				"app/routes.py":    "from fastapi import APIRouter\nrouter = APIRouter()\n",
+			},
+			deps: DepsRequirements, app: "app.main:app", server: ServerUvicorn, port: 8000,
+			command: []string{"uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"},
+			explain: "app/main.py"},
+		{name: "django settings module unlike the project dir",
+			files: map[string]string{
+				"requirements.txt":      "django\ngunicorn\n",
+				"manage.py":             "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.conf.prod')\n",
+				"shop/__init__.py":      "",
+				"shop/conf/__init__.py": "",
+				"shop/conf/prod.py":     "WSGI_APPLICATION = 'shop.server.application'\n",
+				"shop/server.py":        "from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n",
+			},
+			deps: DepsRequirements, app: "shop.server:application", server: ServerGunicorn, port: 8000,
+			command:  []string{"gunicorn", "--graceful-timeout", "8", "shop.server:application"},
+			settings: "shop.conf.prod", explain: "WSGI_APPLICATION"},
+		{name: "procfile gunicorn binding $PORT",
+			files: map[string]string{
+				"requirements.txt": "flask\ngunicorn\n",
+				"Procfile":         "web: gunicorn app:app --bind 0.0.0.0:$PORT\n",
+				"app.py":           "from flask import Flask\napp = Flask(__name__)\n",
+			},
+			deps: DepsRequirements, app: "app:app", server: ServerGunicorn, port: 8000,
+			command: []string{"/bin/sh", "-c", "exec gunicorn app:app --bind 0.0.0.0:$PORT"},
+			explain: "Procfile web process"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Detect(context.Background(), writeTree(t, tt.files), DetectOptions{})
+			if err != nil {
+				t.Fatalf("Detect: %v", err)
+			}
+			explain := strings.Join(p.Explain(), "\n")
+			if p.Deps.Source != tt.deps || p.App.Ref() != tt.app || p.Server != tt.server || p.Port != tt.port || p.Kind != KindWeb {
+				t.Errorf("deps %s app %q server %s port %d kind %s, want %s %q %s %d web\n%s",
+					p.Deps.Source, p.App.Ref(), p.Server, p.Port, p.Kind, tt.deps, tt.app, tt.server, tt.port, explain)
+			}
+			if !slices.Equal(p.Command, tt.command) {
+				t.Errorf("command %q, want %q", p.Command, tt.command)
+			}
+			if p.App.DjangoSettings != tt.settings {
+				t.Errorf("Django settings %q, want %q", p.App.DjangoSettings, tt.settings)
+			}
+			if !strings.Contains(explain, tt.explain) {
+				t.Errorf("Explain lacks %q:\n%s", tt.explain, explain)
+			}
+		})
 	}
 }

@@ -19,6 +19,10 @@ import (
 //go:embed lockreq.py
 var lockScript string
 
+// buildToolsRE (a compileall -x pattern, shell-quoted) matches the build
+// tools in the virtualenv whose bytecode is not shipped.
+const buildToolsRE = `'/site-packages/(setuptools|pip|wheel)/'`
+
 // appUID is the uid and gid the generated image runs as.
 const appUID = 10001
 
@@ -46,11 +50,12 @@ func jsonArray(args []string) string {
 	return strings.ReplaceAll(strings.TrimSpace(b.String()), `","`, `", "`)
 }
 
-// healthcheckCmd checks that the app answers HTTP on its port without
-// curl: any status below 500 counts as alive.
+// healthcheckCmd checks that the app answers HTTP on its port ($PORT when
+// set at run time, else the detected one) without curl: any status below
+// 500 counts as alive.
 func healthcheckCmd(port int) []string {
 	return []string{"python3", "-c", fmt.Sprintf(
-		"import http.client, sys; c = http.client.HTTPConnection('127.0.0.1', %d, timeout=4); c.request('GET', '/'); sys.exit(c.getresponse().status >= 500)", port)}
+		"import http.client, os, sys; c = http.client.HTTPConnection('127.0.0.1', int(os.environ.get('PORT') or %d), timeout=4); c.request('GET', '/'); sys.exit(c.getresponse().status >= 500)", port)}
 }
 
 // copyLines copies files keeping their directories, grouped per
@@ -159,14 +164,33 @@ func renderDockerfile(p *Project, opts GenerateOptions) ([]byte, error) {
 	w("ARG PIP_INDEX_URL")
 	w("ARG PIP_EXTRA_INDEX_URL")
 	w("ARG PIP_TRUSTED_HOST")
+	w("# The virtualenv that ships gets no pip, setuptools or wheel of its own")
+	w("# (--without-pip): the base image's pip (22.3 or newer) installs into it")
+	w("# through PIP_PYTHON; a base without one gets a throwaway pip in /opt/pip,")
+	w("# which stays in this stage. pip compiles nothing (--no-compile): the")
+	w("# dependencies are compiled once, with hash-based invalidation.")
 	w("ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \\")
 	w("    PIP_ROOT_USER_ACTION=ignore \\")
-	w("    PYTHONDONTWRITEBYTECODE=1 \\")
-	w("    PATH=/opt/venv/bin:$PATH")
-	w("RUN python3 -m venv /opt/venv")
+	w("    PIP_PYTHON=/opt/venv/bin/python3 \\")
+	w("    PYTHONDONTWRITEBYTECODE=1")
+	w("RUN python3 -m venv --without-pip /opt/venv \\")
+	w("    && if ! pip --python /opt/venv/bin/python3 --version >/dev/null 2>&1; then \\")
+	w("        python3 -m venv /opt/pip \\")
+	w("        && ln -sf /opt/pip/bin/pip /usr/local/bin/pip \\")
+	w("        && PIP_PYTHON= pip install -q 'pip>=22.3'; \\")
+	w("    fi \\")
+	w("    && pip --python /opt/venv/bin/python3 --version")
+	w("ENV PATH=/opt/venv/bin:$PATH")
 	w("WORKDIR /app")
 
+	// Build tools a dependency may pull in (Debian's gunicorn 20.1 requires
+	// setuptools for pkg_resources) are not compiled: nothing imports them
+	// at run time, and setuptools' bytecode alone is ~1.2 MB compressed.
+	const compileVenv = "python3 -m compileall -q -f --invalidation-mode unchecked-hash -x " + buildToolsRE + " /opt/venv"
 	mode, source := modeOf(p)
+	// The project or its local paths install after COPY . ., so the venv
+	// is compiled after that; otherwise in the cached dependency step.
+	lateInstall := mode == installContext || p.Deps.InstallProject
 	switch mode {
 	case installRequirements:
 		w("")
@@ -175,9 +199,13 @@ func renderDockerfile(p *Project, opts GenerateOptions) ([]byte, error) {
 		for _, l := range copyLines(p.Deps.Manifests) {
 			w("%s", l)
 		}
-		w("RUN %s \\", cache)
-		w("    pip install -r %s \\", shellQuote(p.Deps.Main))
-		w("    && python3 -m compileall -q -f --invalidation-mode unchecked-hash /opt/venv")
+		if lateInstall {
+			w("RUN %s pip install --no-compile -r %s", cache, shellQuote(p.Deps.Main))
+		} else {
+			w("RUN %s \\", cache)
+			w("    pip install --no-compile -r %s \\", shellQuote(p.Deps.Main))
+			w("    && %s", compileVenv)
+		}
 	case installScript:
 		w("")
 		w("# Dependencies first, keyed only by %s: changing the app's", strings.Join(p.Deps.Manifests, " and "))
@@ -190,44 +218,48 @@ func renderDockerfile(p *Project, opts GenerateOptions) ([]byte, error) {
 		w("#!/opt/venv/bin/python3")
 		b.WriteString(lockScriptFor(source))
 		w("EOF")
-		w("RUN %s \\", cache)
-		w("    pip install -r /tmp/requirements.lock.txt \\")
-		w("    && python3 -m compileall -q -f --invalidation-mode unchecked-hash /opt/venv")
+		if lateInstall {
+			w("RUN %s pip install --no-compile -r /tmp/requirements.lock.txt", cache)
+		} else {
+			w("RUN %s \\", cache)
+			w("    pip install --no-compile -r /tmp/requirements.lock.txt \\")
+			w("    && %s", compileVenv)
+		}
 	}
 
 	w("")
-	w("# The application.")
+	w("# The application. Its own code is not compiled here: that would cost a")
+	w("# step on every code change, and Python compiles a project's few modules")
+	w("# in milliseconds at start (docs/python.md).")
 	w("COPY . .")
 	switch {
 	case mode == installContext && p.Deps.Source == DepsSetup:
 		w("# setup.py/setup.cfg projects need their sources to resolve dependencies,")
 		w("# so code changes reinstall them; a requirements.txt or lock file avoids that.")
-		w("RUN %s pip install .", cache)
+		w("RUN %s pip install --no-compile .", cache)
 	case mode == installContext:
 		w("# requirements.txt installs local paths, which need the sources: code")
 		w("# changes reinstall the dependencies.")
-		w("RUN %s pip install -r %s", cache, shellQuote(p.Deps.Main))
+		w("RUN %s pip install --no-compile -r %s", cache, shellQuote(p.Deps.Main))
 	case p.Deps.InstallProject:
-		w("RUN %s pip install --no-deps .", cache)
+		w("RUN %s pip install --no-compile --no-deps .", cache)
+	}
+	if lateInstall {
+		w("RUN %s", compileVenv)
 	}
 	if p.App.Framework == FrameworkDjango && p.App.StaticRoot != "" {
 		w("# STATIC_ROOT is set: collect static files at build time.")
 		w("RUN python3 %s collectstatic --noinput", shellQuote(orDefault(p.App.ManagePy, "manage.py")))
 	}
-	w("# Bytecode with hash-based invalidation: reproducible, no source mtimes.")
-	w("RUN python3 -m compileall -q -f --invalidation-mode unchecked-hash /app")
-	if mode == installContext || p.Deps.InstallProject {
-		w("RUN python3 -m compileall -q -f --invalidation-mode unchecked-hash /opt/venv")
-	}
 
 	w("")
 	w("# ---- runtime: the virtualenv and the app, as a non-root user --------------")
 	w("FROM ${BASE}")
-	w("# uid %d; images without useradd (Debian minbase variants) get the", appUID)
-	w("# passwd and group lines directly.")
+	w("# uid %d (--no-log-init: no multi-MB lastlog and faillog for a high uid);", appUID)
+	w("# images without useradd get the passwd and group lines directly.")
 	w("RUN if command -v useradd >/dev/null 2>&1; then \\")
 	w("        groupadd --gid %d app \\", appUID)
-	w("        && useradd --uid %d --gid %d --create-home --home-dir /home/app --shell /usr/sbin/nologin app; \\", appUID, appUID)
+	w("        && useradd --uid %d --gid %d --no-log-init --create-home --home-dir /home/app --shell /usr/sbin/nologin app; \\", appUID, appUID)
 	w("    else \\")
 	w("        echo 'app:x:%d:%d:app:/home/app:/usr/sbin/nologin' >> /etc/passwd \\", appUID, appUID)
 	w("        && echo 'app:x:%d:' >> /etc/group \\", appUID)
@@ -395,6 +427,9 @@ func compose(p *Project) []byte {
 	}
 	if p.Release != nil {
 		w("  # One-off release task, not started by `up`: docker compose run --rm release")
+		w("  # It changes the database your settings name, which the web service must")
+		w("  # see too: a database server, or a SQLite file on a volume mounted in")
+		w("  # both services (/app is read-only to the app's user).")
 		w("  release:")
 		w("    build: .")
 		w("    command: %s", yamlList(p.Release))

@@ -110,7 +110,7 @@ func TestGenerateCorpus(t *testing.T) {
 					}
 				case *instructions.RunCommand:
 					text := strings.Join(c.CmdLine, " ")
-					if strings.Contains(text, "pip install -r") && installAt < 0 {
+					if strings.Contains(text, "pip install --no-compile -r") && installAt < 0 {
 						installAt = i
 						mounts := s.Mounts()
 						if len(mounts) != 1 || mounts[0].Type != instructions.MountTypeCache || mounts[0].Target != "/root/.cache/pip" {
@@ -122,7 +122,7 @@ func TestGenerateCorpus(t *testing.T) {
 							}
 						}
 					}
-					if strings.Contains(text, "python3 -m venv /opt/venv") && len(copies) > 0 {
+					if strings.Contains(text, "python3 -m venv --without-pip /opt/venv") && len(copies) > 0 {
 						t.Errorf("venv created after a COPY (step %d): it would be rebuilt needlessly", i)
 					}
 				}
@@ -143,10 +143,20 @@ func TestGenerateCorpus(t *testing.T) {
 				}
 			}
 			text := string(files.Dockerfile)
-			for _, want := range []string{"python3 -m venv /opt/venv", "--invalidation-mode unchecked-hash", "COPY --from=builder /opt/venv /opt/venv", "COPY --from=builder /app /app"} {
+			for _, want := range []string{"python3 -m venv --without-pip /opt/venv", "PIP_PYTHON=/opt/venv/bin/python3", "COPY --from=builder /opt/venv /opt/venv", "COPY --from=builder /app /app"} {
 				if !strings.Contains(text, want) {
 					t.Errorf("Dockerfile lacks %q", want)
 				}
+			}
+			// Bytecode: pip compiles nothing; the venv is compiled once,
+			// reproducibly, when it has dependencies; the app's code is not
+			// compiled at build time (a step on every code change).
+			if n := strings.Count(text, "pip install ") - strings.Count(text, "pip install --no-compile ") - strings.Count(text, "pip install -q 'pip>=22.3'"); n != 0 {
+				t.Errorf("%d pip install(s) without --no-compile", n)
+			}
+			compiles := strings.Count(text, "python3 -m compileall -q -f --invalidation-mode unchecked-hash -x "+buildToolsRE+" /opt/venv")
+			if want := min(len(tt.manifests)+btoi(tt.install), 1); compiles != want || strings.Count(text, "compileall") != want {
+				t.Errorf("compileall of /opt/venv %d times (%d compileall in all), want %d", compiles, strings.Count(text, "compileall"), want)
 			}
 			inHeredoc := false
 			for _, line := range strings.Split(text, "\n") {
@@ -162,7 +172,7 @@ func TestGenerateCorpus(t *testing.T) {
 			if got := strings.Contains(text, "RUN <<'EOF'"); got != tt.lockScript {
 				t.Errorf("lock script present = %t, want %t", got, tt.lockScript)
 			}
-			if got := strings.Contains(text, "pip install --no-deps ."); got != tt.install {
+			if got := strings.Contains(text, "pip install --no-compile --no-deps ."); got != tt.install {
 				t.Errorf("project install = %t, want %t", got, tt.install)
 			}
 			if got := strings.Contains(text, "collectstatic --noinput"); got != tt.djangoStat {
@@ -197,7 +207,7 @@ func TestGenerateCorpus(t *testing.T) {
 					t.Errorf("exposed %v, want %s", cfg.ExposedPorts, tt.port)
 				}
 				h := cfg.Healthcheck
-				if h == nil || len(h.Test) < 3 || h.Test[0] != "CMD" || h.Test[1] != "python3" || !strings.Contains(h.Test[3], "'127.0.0.1', "+tt.port) {
+				if h == nil || len(h.Test) < 3 || h.Test[0] != "CMD" || h.Test[1] != "python3" || !strings.Contains(h.Test[3], "os.environ.get('PORT') or "+tt.port+")") {
 					t.Errorf("healthcheck %+v", h)
 				}
 				if !strings.Contains(string(files.Compose), `"`+tt.port+":"+tt.port+`"`) || !strings.Contains(string(files.Compose), "healthcheck:") {
@@ -360,4 +370,11 @@ func TestGenerateMultilineNotes(t *testing.T) {
 	if !strings.Contains(string(files.Dockerfile), "#   - found flask app app = Flask(__name__,static_folder=''' static''',) in app.py:2") {
 		t.Errorf("note not on one line:\n%s", files.Dockerfile)
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

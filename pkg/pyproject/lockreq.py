@@ -15,7 +15,8 @@ def load_toml(path):
         import tomllib
     except ImportError:  # Python < 3.11
         import subprocess
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+        # The virtualenv has no pip: the builder's pip installs tomli.
+        subprocess.check_call(["pip", "install", "-q", "--no-compile",
                                "--target", "/tmp/tomli", "tomli"])
         sys.path.insert(0, "/tmp/tomli")
         import tomli as tomllib

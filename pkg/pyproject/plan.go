@@ -182,6 +182,10 @@ func (d *detector) pickPort() error {
 	return nil
 }
 
+// gracefulTimeout is gunicorn's --graceful-timeout in seconds: below the
+// 10 s that berth stop and docker stop wait between SIGTERM and SIGKILL.
+const gracefulTimeout = 8
+
 // webCommand picks the server for a web app and builds its command.
 func (d *detector) webCommand() error {
 	p := d.p
@@ -235,7 +239,11 @@ func (d *detector) webCommand() error {
 	p.Server = server
 	switch server {
 	case ServerGunicorn:
-		p.Command = []string{"gunicorn", "--bind", "0.0.0.0:" + port}
+		// No --bind: gunicorn binds 0.0.0.0:$PORT when PORT is set, and the
+		// image sets it, so `-e PORT=...` moves the server. The graceful
+		// timeout (30 s by default) stays under the 10 s a stop waits
+		// before SIGKILL, so workers finish their requests and exit cleanly.
+		p.Command = []string{"gunicorn", "--graceful-timeout", strconv.Itoa(gracefulTimeout)}
 		if asgi {
 			p.Command = append(p.Command, "--worker-class", "uvicorn.workers.UvicornWorker")
 		}
