@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# build.sh measures "berth build" against "docker build" in the same run,
-# on two Python apps, and prints the median times and berth/docker ratios:
+# build.sh measures "berth build" against "docker build" and "buildah bud
+# --layers" in the same run, on two Python apps, and prints the median
+# times and the berth/docker and berth/buildah ratios:
 #
 #   cold     first build with the base image present and the build cache
-#            empty (berth builder prune -a / docker builder prune -a first);
+#            empty (berth builder prune -a / docker builder prune -a /
+#            buildah rmi of the built image and its cached layers first);
 #   changed  rebuild after changing one .py file (only the steps from its
 #            COPY on run again);
 #   warm     rebuild with nothing changed (every step cached).
@@ -21,7 +23,10 @@
 # builders run RUN steps without a network (--network none; the apps need
 # none). docker builds with BuildKit when the CLI has it (buildx, or
 # Debian's 20.10 CLI at /usr/bin/docker, whose BuildKit is built in) and
-# with the classic builder otherwise; the table says which. Needs root.
+# with the classic builder otherwise; the table says which. buildah (Debian's
+# package; skipped with a note when missing) uses a private storage root
+# under the work directory (overlay driver, runc), the base pulled into it
+# from the same "berth save" archive. Needs root.
 # Everything the script starts or creates is removed on exit.
 set -euo pipefail
 
@@ -55,7 +60,16 @@ for tool in go docker tar python3 awk; do
 	command -v "$tool" >/dev/null || die "$tool not found (apt-get install it)"
 done
 
+have_buildah=
+if command -v buildah >/dev/null && command -v runc >/dev/null; then
+	have_buildah=1
+else
+	log "buildah (or runc) not found: measuring without it (apt-get install buildah)"
+fi
+
 work=$(mktemp -d /var/tmp/berth-bench-build.XXXXXX)
+# buildah with a private storage root; runc, as crun refuses hybrid cgroups.
+bh() { buildah --root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver overlay "$@"; }
 cleanup() {
 	local status=$?
 	trap - EXIT INT TERM ERR
@@ -66,6 +80,10 @@ cleanup() {
 	fi
 	if [ -n "${DOCKER_ENGINE_PID:-}" ]; then
 		docker_engine_stop
+	fi
+	if [ -n "$have_buildah" ] && [ -d "$work/buildah" ]; then
+		bh rm --all >/dev/null 2>&1
+		bh rmi --all --force >/dev/null 2>&1
 	fi
 	awk -v d="$work/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
 		while read -r m; do umount -l "$m" 2>/dev/null; done
@@ -99,6 +117,10 @@ b save -o "$work/base.tar" bench/python:latest
 log "starting a private docker engine"
 docker_engine_start "$work/docker" || die "cannot start dockerd"
 docker load -i "$work/base.tar" >/dev/null
+if [ -n "$have_buildah" ]; then
+	log "loading the base image into buildah"
+	bh pull -q docker-archive:"$work/base.tar" >/dev/null || die "buildah pull docker-archive:$work/base.tar failed"
+fi
 
 # The docker CLI that builds with BuildKit, if any.
 dcli=(docker)
@@ -179,8 +201,19 @@ median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 
 berth_build() { b build --progress plain --network none --build-arg BASE=bench/python:latest -t "bench/$1:latest" "$work/apps/$1"; }
 docker_build() { "${dcli[@]}" build --network none --build-arg BASE=bench/python:latest -t "bench/$1:latest" "$work/apps/$1"; }
+buildah_build() { bh bud --runtime "$(command -v runc)" --layers --pull=never --network none --build-arg BASE=bench/python:latest -t "bench/$1:latest" "$work/apps/$1"; }
 berth_clear() { b builder prune -a -f; }
 docker_clear() { "${dcli[@]}" builder prune -a -f; }
+# Every image but the base goes: the built ones and the cached layers.
+buildah_clear() {
+	local base id
+	base=$(bh images -q --no-trunc localhost/bench/python:latest)
+	for id in $(bh images -a -q --no-trunc); do
+		[ "$id" = "$base" ] || bh rmi --force "$id" >/dev/null 2>&1 || true
+	done
+}
+tools=(berth docker)
+[ -z "$have_buildah" ] || tools+=(buildah)
 
 declare -A result
 measure() { # measure TOOL APP
@@ -210,19 +243,34 @@ for app in flask-hello multistage; do
 		tail -n 30 "$work/first.log" >&2
 		die "docker build $app failed"
 	}
+	if [ -n "$have_buildah" ]; then
+		buildah_build "$app" >"$work/first.log" 2>&1 || {
+			tail -n 30 "$work/first.log" >&2
+			die "buildah bud $app failed"
+		}
+	fi
 	log "measuring $app ($runs runs each)"
-	measure berth "$app"
-	measure docker "$app"
+	for tool in "${tools[@]}"; do
+		measure "$tool" "$app"
+	done
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-printf '\nberth build vs docker build (%s), median of %d runs, seconds\n' "$builder" "$runs"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+printf '\nberth build vs docker build (%s)' "$builder"
+if [ -n "$have_buildah" ]; then
+	printf ' vs %s' "$(buildah --version | cut -d' ' -f1-3)"
+	printf ' bud --layers (overlay, runc)'
+fi
+printf ', median of %d runs, seconds\n' "$runs"
 printf 'machine: %s CPUs, load %s before, %s after\n\n' "$(nproc)" "$load_before" "$load_after"
-printf '%-12s %-8s %9s %9s %8s\n' APP CASE BERTH DOCKER RATIO
+printf '%-12s %-8s %9s %9s %9s %9s %9s\n' APP CASE BERTH DOCKER BUILDAH B/DOCKER B/BUILDAH
 for app in flask-hello multistage; do
 	for c in cold changed warm; do
-		bt=${result[berth,$app,$c]} dt=${result[docker,$app,$c]}
-		printf '%-12s %-8s %9s %9s %7sx\n' "$app" "$c" "$bt" "$dt" "$(awk -v a="$bt" -v b="$dt" 'BEGIN { printf "%.2f", a / b }')"
+		bt=${result[berth,$app,$c]} dt=${result[docker,$app,$c]} ht=${result[buildah,$app,$c]:-}
+		hr=-
+		[ -z "$ht" ] || hr=$(ratio "$bt" "$ht")
+		printf '%-12s %-8s %9s %9s %9s %9s %9s\n' "$app" "$c" "$bt" "$dt" "${ht:--}" "$(ratio "$bt" "$dt")" "$hr"
 	done
 done
 printf '\ntargets: changed <= 0.50x docker; warm < 0.2 s\n'

@@ -9,7 +9,7 @@ pkgs=(
   mmdebstrap debootstrap                   # base images from Debian packages
   docker-registry skopeo umoci             # peers for interoperability tests
   docker.io busybox-static                 # test/interop: private dockerd, tiny rootfs
-  curl ca-certificates hyperfine wrk         # benchmarks (bench/)
+  curl ca-certificates hyperfine wrk buildah runc  # benchmarks (bench/)
   prometheus chromium                      # monitoring tests: a real scraper, the dashboard in a browser
   python3 python3-flask python3-gunicorn python3-fastapi python3-uvicorn  # the local wheel index
   python3-django python3-setuptools python3-wheel                          # (internal/testutil/pyindex.go)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -972,5 +973,100 @@ func TestSweepStale(t *testing.T) {
 	}
 	if _, err := os.Stat(live); err != nil {
 		t.Errorf("running build's directory removed: %v", err)
+	}
+}
+
+// TestCopyFromShortcut checks the shortcut key of COPY --from: a rebuild
+// with the source stage unchanged follows it (without planning the files
+// again), and a change in the source stage misses it.
+func TestCopyFromShortcut(t *testing.T) {
+	e := newEnv(t)
+	dir := writeContext(t, map[string]string{
+		"Dockerfile": `FROM ` + baseName + ` AS src
+COPY src.txt /src.txt
+FROM scratch
+COPY --from=src /src.txt /copied.txt
+`,
+		"src.txt": "v1-" + t.Name(),
+	})
+	copied := func(res Result) string {
+		t.Helper()
+		layers, _, _ := e.readLayers(t, res.Image)
+		return layers[len(layers)-1]["copied.txt"].data
+	}
+	res1, _, err := e.build(t, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := copied(res1); got != "v1-"+t.Name() {
+		t.Fatalf("copied.txt = %q", got)
+	}
+
+	// The cache holds one shortcut, leading to the COPY --from entry.
+	cachePath := filepath.Join(e.root, "build", "cache.json")
+	data, err := os.ReadFile(cachePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf cacheFile
+	if err := json.Unmarshal(data, &cf); err != nil {
+		t.Fatal(err)
+	}
+	var aliasKey, target, other string
+	for k, en := range cf.Entries {
+		if en.Alias != "" {
+			if aliasKey != "" {
+				t.Fatalf("two shortcuts in the cache: %s, %s", aliasKey, k)
+			}
+			aliasKey, target = k, en.Alias
+		}
+	}
+	if aliasKey == "" || cf.Entries[target] == nil || cf.Entries[target].Layer == nil {
+		t.Fatalf("no shortcut leading to a layer entry in %s", data)
+	}
+	for k, en := range cf.Entries {
+		if k != target && en.Alias == "" && en.Layer != nil && en.Layer.Digest != cf.Entries[target].Layer.Digest {
+			other = k // the layer of "COPY src.txt"
+		}
+	}
+	if other == "" {
+		t.Fatalf("no other layer entry in %s", data)
+	}
+
+	// Point the shortcut at the other layer: a rebuild that follows it
+	// (rather than checksumming the files) gives that layer.
+	cf.Entries[aliasKey].Alias = other
+	if data, err = json.Marshal(&cf); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cachePath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res2, rec, err := e.build(t, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := rec.done(); !done[len(done)-1].Cached {
+		t.Errorf("COPY --from was not cached: %+v", done[len(done)-1])
+	}
+	layers, _, m := e.readLayers(t, res2.Image)
+	if want := cf.Entries[other].Layer.Digest; m.Layers[len(m.Layers)-1].Digest != want {
+		t.Errorf("rebuild did not follow the shortcut: last layer %s (%v), want %s", m.Layers[len(m.Layers)-1].Digest, keys(layers[len(layers)-1]), want)
+	}
+
+	// A change in the source stage changes its key: no shortcut, and the
+	// new content is copied.
+	if err := os.WriteFile(filepath.Join(dir, "src.txt"), []byte("v2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res3, rec, err := e.build(t, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := rec.done(); done[len(done)-1].Cached {
+		t.Errorf("COPY --from cached after its source changed")
+	}
+	if got := copied(res3); got != "v2" {
+		t.Errorf("copied.txt = %q after the change, want v2", got)
 	}
 }

@@ -20,9 +20,18 @@ func TestCacheFile(t *testing.T) {
 		{"missing", ""},
 		{"damaged", "{not json"},
 		{"other version", `{"version":99,"entries":{"k":{}}}`},
+		// What a crash may leave of a file written without fsync.
+		{"truncated", `{"version":1,"seq":1,"entries":{"k":{"seq":1}`},
+		{"empty", "\x00"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
+			if tc.content == "\x00" {
+				tc.content = ""
+				if err := os.WriteFile(filepath.Join(dir, "cache.json"), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if tc.content != "" {
 				if err := os.WriteFile(filepath.Join(dir, "cache.json"), []byte(tc.content), 0o600); err != nil {
 					t.Fatal(err)
@@ -66,6 +75,18 @@ func TestCacheFile(t *testing.T) {
 				if e, ok := c3.get(k); !ok || e.Layer != nil {
 					t.Errorf("%s = %+v, %v", k, e, ok)
 				}
+			}
+			// Only the file and its lock remain, the file private.
+			names, err := filepath.Glob(filepath.Join(dir, "*"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hidden, _ := filepath.Glob(filepath.Join(dir, ".*"))
+			if names = append(names, hidden...); len(names) != 2 {
+				t.Errorf("files left in the cache directory: %v", names)
+			}
+			if fi, err := os.Stat(filepath.Join(dir, "cache.json")); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("cache.json: %v, %v", fi.Mode(), err)
 			}
 		})
 	}

@@ -42,6 +42,12 @@ func (b *builder) copy(ctx context.Context, st *stageState, step dockerfile.Step
 	text := dockerfile.CreatedBy(step)
 	src := b.bctx
 	keepOwner := false
+	alias := b.copyAlias(st, step, cs)
+	if alias != "" {
+		if key, e, ok := b.lookupAlias(ctx, alias); ok {
+			return true, b.addResult(ctx, st, key, text, *e, true)
+		}
+	}
 	switch step.From.Kind {
 	case dockerfile.SourceStage, dockerfile.SourceImage:
 		var dirs []string
@@ -122,6 +128,9 @@ func (b *builder) copy(ctx context.Context, st *stageState, step dockerfile.Step
 		return false, err
 	}
 	key := cacheKey(st.key, "copy", text, sum)
+	if alias != "" && !b.opts.NoCache {
+		b.cache.put(alias, cacheEntry{Alias: key})
+	}
 	if e, ok := b.lookup(ctx, key); ok {
 		return true, b.addResult(ctx, st, key, text, *e, true)
 	}
@@ -132,6 +141,63 @@ func (b *builder) copy(ctx context.Context, st *stageState, step dockerfile.Step
 		return false, err
 	}
 	return false, b.addResult(ctx, st, key, text, e, false)
+}
+
+// copyAlias is the shortcut key of a COPY --from step, or "" for other
+// steps. The files such a step copies are fixed by the source's cache key
+// (a stage's key follows the layers it produced; an image's is its ID),
+// and the stage it copies into by its own key, so the step's inputs can be
+// keyed without mounting either file system or reading a file: a rebuild
+// whose earlier stages all hit the cache skips that work. The shortcut
+// leads to the entry of the step's content key (instruction and checksum
+// of the planned files), which the first run computed and recorded.
+func (b *builder) copyAlias(st *stageState, step dockerfile.Step, cs copySpec) string {
+	var src string
+	switch step.From.Kind {
+	case dockerfile.SourceStage:
+		other := b.results[step.From.Stage]
+		if other == nil {
+			return ""
+		}
+		src = "stage\x00" + other.key
+	case dockerfile.SourceImage:
+		bi := b.bases[step.From.Image]
+		if bi == nil {
+			return ""
+		}
+		src = "image\x00" + bi.id.String()
+	default:
+		return ""
+	}
+	if cs.add {
+		return "" // ADD may fetch URLs, whose content no key fixes
+	}
+	var contents []string
+	for _, c := range cs.sd.SourceContents {
+		contents = append(contents, c.Path, c.Data)
+	}
+	return cacheKey(st.key, "copy-from", src, dockerfile.CreatedBy(step), step.Original, step.Workdir,
+		strings.Join(cs.sd.SourcePaths, "\x00"), strings.Join(contents, "\x00"), cs.sd.DestPath,
+		cs.chown, cs.chmod, strconv.FormatBool(cs.link), strings.Join(cs.exclude, "\x00"),
+		strconv.FormatBool(cs.parents))
+}
+
+// lookupAlias follows the shortcut alias to the entry it leads to and
+// returns that entry's key, when both are in the cache (and the layer in
+// the store).
+func (b *builder) lookupAlias(ctx context.Context, alias string) (string, *cacheEntry, bool) {
+	if b.opts.NoCache {
+		return "", nil, false
+	}
+	a, ok := b.cache.get(alias)
+	if !ok || a.Alias == "" {
+		return "", nil, false
+	}
+	e, ok := b.lookup(ctx, a.Alias)
+	if !ok || e.Alias != "" {
+		return "", nil, false
+	}
+	return a.Alias, e, true
 }
 
 func isGitURL(s string) bool {

@@ -55,7 +55,12 @@
 // and user. A hit reuses the stored layer blob when it is still in the
 // store. Since keys follow the layers produced, changing a source file
 // re-runs its COPY and every later step of the stage, and a re-run that
-// produces the same layer lets later steps hit again. RUN --mount=type=cache
+// produces the same layer lets later steps hit again. A COPY --from step is
+// also recorded under a shortcut key made of its source's key (stage key or
+// image ID) and the stage's key, leading to its content key, so a rebuild
+// whose stages are unchanged skips mounting and checksumming the files.
+// The cache file is replaced atomically without fsync: it is derived data,
+// and a file a crash damaged reads as empty. RUN --mount=type=cache
 // directories persist in ROOT/build/cache/. Prune empties the cache (and
 // Usage measures it); it holds ROOT/build/prune.lock exclusively while
 // every build holds it shared, so neither runs while the other does.

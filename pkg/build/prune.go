@@ -158,6 +158,9 @@ func Usage(ctx context.Context, s *store.Store, root string) (CacheUsage, error)
 	}
 	seen := map[v1.Hash]bool{}
 	for _, e := range f.Entries {
+		if e.Alias != "" {
+			continue // a shortcut to another entry, not a step of its own
+		}
 		u.Entries++
 		if e.Layer == nil || inUse[e.Layer.Digest] || seen[e.Layer.Digest] {
 			continue
