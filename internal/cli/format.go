@@ -132,9 +132,31 @@ func writeFormatted(w io.Writer, format string, objs []any) error {
 	for _, o := range objs {
 		var b bytes.Buffer
 		if err := t.Execute(&b, o); err != nil {
-			return usageErrorf("invalid --format template: %v", err)
+			// As docker does, a template naming the JSON keys rather than
+			// the Go fields ({{.Id}} for ID) runs against the JSON form.
+			raw, ok := jsonForm(o)
+			b.Reset()
+			if !ok || t.Execute(&b, raw) != nil {
+				return usageErrorf("invalid --format template: %v", err)
+			}
 		}
 		fmt.Fprintln(w, strings.TrimRight(b.String(), "\n"))
 	}
 	return nil
+}
+
+// jsonForm is o as its JSON encoding decodes into maps and slices
+// (numbers kept as written).
+func jsonForm(o any) (any, bool) {
+	data, err := json.Marshal(o)
+	if err != nil {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var raw any
+	if err := dec.Decode(&raw); err != nil {
+		return nil, false
+	}
+	return raw, true
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"regexp"
@@ -170,5 +171,32 @@ func TestHistory(t *testing.T) {
 	}
 	if _, errOut, code := e.run("", "history", "nosuch"); code != 1 || errOut != "Error: No such image: nosuch\n" {
 		t.Errorf("history unknown: exit %d, %q", code, errOut)
+	}
+}
+
+// TestWriteFormattedJSONKeys checks docker's fallback: a template that
+// names JSON keys instead of Go fields runs against the JSON form, and
+// one naming neither is still an error.
+func TestWriteFormattedJSONKeys(t *testing.T) {
+	type state struct {
+		Pid int `json:"Pid"`
+	}
+	type obj struct {
+		ID    string `json:"Id"`
+		State state  `json:"State"`
+	}
+	o := []any{obj{ID: "abc", State: state{Pid: 1234567}}}
+	for _, tc := range []struct{ format, want string }{
+		{"{{.ID}}", "abc\n"},
+		{"{{.Id}} {{.State.Pid}}", "abc 1234567\n"},
+	} {
+		var b bytes.Buffer
+		if err := writeFormatted(&b, tc.format, o); err != nil || b.String() != tc.want {
+			t.Errorf("%s: %q, %v; want %q", tc.format, b.String(), err, tc.want)
+		}
+	}
+	var b bytes.Buffer
+	if err := writeFormatted(&b, "{{.Nope}}", o); err == nil || !strings.Contains(err.Error(), "Nope") {
+		t.Errorf("{{.Nope}}: %v, want an error naming it", err)
 	}
 }
