@@ -136,7 +136,7 @@ func writeFormatted(w io.Writer, format string, objs []any) error {
 			// the Go fields ({{.Id}} for ID) runs against the JSON form.
 			raw, ok := jsonForm(o)
 			b.Reset()
-			if !ok || t.Execute(&b, raw) != nil {
+			if !ok || t.Option("missingkey=error").Execute(&b, raw) != nil {
 				return usageErrorf("invalid --format template: %v", err)
 			}
 		}
