@@ -32,6 +32,8 @@ type loadtestFlags struct {
 	warmup      time.Duration
 	format      string
 	quiet       bool
+	threads     int
+	engine      string
 }
 
 func newLoadtestCmd(g *globals) *cobra.Command {
@@ -74,6 +76,8 @@ Exit status: 0 when at least one request succeeded (2xx), 1 when none did
 	fs.DurationVar(&f.warmup, "warmup", 0, "send load this long before measuring, and drop its results")
 	fs.StringVar(&f.format, "format", "", `output format: "" for the text report, "json", or a Go template`)
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
+	fs.IntVar(&f.threads, "threads", 0, "OS threads of the epoll engine (default: GOMAXPROCS-1, at least 1; at most -c)")
+	fs.StringVar(&f.engine, "engine", "auto", `load engine: "epoll" (Linux, closed loop, http://), "goroutines", or "auto" to pick epoll where it can run`)
 	return cmd
 }
 
@@ -83,6 +87,17 @@ func runLoadtest(cmd *cobra.Command, g *globals, f *loadtestFlags, target string
 	o := loadtest.Options{
 		Rate: f.rate, Concurrency: f.concurrency, Duration: f.duration, Requests: f.requests,
 		Method: f.method, Timeout: f.timeout, Warmup: f.warmup,
+		Threads: f.threads,
+	}
+	if f.threads < 0 {
+		return usageErrorf("--threads must be at least 1, not %d", f.threads)
+	}
+	switch f.engine {
+	case "auto", "":
+	case string(loadtest.EngineEpoll), string(loadtest.EngineGoroutines):
+		o.Engine = loadtest.Engine(f.engine)
+	default:
+		return usageErrorf("--engine must be auto, epoll or goroutines, not %q", f.engine)
 	}
 	if f.rate < 0 {
 		return usageErrorf("--rate must be above zero, not %g", f.rate)

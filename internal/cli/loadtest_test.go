@@ -95,6 +95,9 @@ func TestLoadtestUsageErrors(t *testing.T) {
 		{"unknown container", []string{"nosuchctr"}, `no such container "nosuchctr"`},
 		{"bad duration", []string{"-d", "ten", "http://127.0.0.1:1/"}, "invalid argument"},
 		{"bad template", []string{"--format", "{{.Nope", "http://127.0.0.1:1/"}, "invalid --format"},
+		{"negative threads", []string{"--threads", "-1", "http://127.0.0.1:1/"}, "--threads must be at least 1"},
+		{"unknown engine", []string{"--engine", "fibers", "http://127.0.0.1:1/"}, "--engine must be auto, epoll or goroutines"},
+		{"epoll with a rate", []string{"--engine", "epoll", "--rate", "10", "http://127.0.0.1:1/"}, "fixed-concurrency"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -181,82 +181,117 @@ var errMalformed = errors.New("malformed HTTP response")
 // the body (Content-Length, Transfer-Encoding, Connection) are looked
 // at. keep reports whether the connection can carry another request.
 func (c *client) readResponse() (code int, n int64, keep bool, err error) {
+	h, err := parseHead(c)
+	if err != nil {
+		return h.code, 0, false, err
+	}
+	code, keep = h.code, h.keep
+	switch {
+	case !hasBody(c.method, code):
+	case h.chunked:
+		n, err = io.Copy(io.Discard, httputil.NewChunkedReader(c.br))
+		for err == nil { // trailers, up to the empty line
+			var line []byte
+			if line, err = c.line(); len(line) == 0 {
+				break
+			}
+		}
+	case h.length >= 0:
+		var got int
+		got, err = c.br.Discard(int(h.length))
+		n = int64(got)
+	default: // the body runs to the end of the connection
+		n, err = io.Copy(io.Discard, c.br)
+		keep = false
+	}
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return code, n, keep && err == nil, err
+}
+
+// lineReader gives parseHead the lines of a response, without their
+// line ends; a line is valid until the next call.
+type lineReader interface {
+	line() ([]byte, error)
+}
+
+// head is what parseHead learnt from a response's head.
+type head struct {
+	code    int
+	keep    bool  // the connection may carry another request
+	length  int64 // Content-Length, -1 when not given
+	chunked bool
+}
+
+// parseHead reads a response's status line and headers, skipping interim
+// (1xx) answers. Only the status and the headers that frame the body
+// (Content-Length, Transfer-Encoding, Connection) are looked at. On a
+// malformed header line, h.code is the status already read. Both engines
+// use it: the goroutine one over a bufio.Reader, the epoll one over the
+// bytes received so far (where it fails with errNeedMore until the whole
+// head is there).
+func parseHead(lr lineReader) (h head, err error) {
 	for {
-		line, err := c.line()
+		line, err := lr.line()
 		if err != nil {
-			return 0, 0, false, err
+			return head{}, err
 		}
 		// HTTP/1.1 200 OK
 		if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
-			return 0, 0, false, fmt.Errorf("%w: status line %q", errMalformed, line)
+			return head{}, fmt.Errorf("%w: status line %q", errMalformed, line)
 		}
-		code = 0
+		code := 0
 		for _, d := range line[9:12] {
 			if d < '0' || d > '9' {
-				return 0, 0, false, fmt.Errorf("%w: status line %q", errMalformed, line)
+				return head{}, fmt.Errorf("%w: status line %q", errMalformed, line)
 			}
 			code = code*10 + int(d-'0')
 		}
-		keep = line[7] != '0' // HTTP/1.0 closes unless told otherwise
-		length, chunked := int64(-1), false
+		// HTTP/1.0 closes unless told otherwise.
+		h = head{code: code, keep: line[7] != '0', length: -1}
 		for {
-			line, err := c.line()
+			line, err := lr.line()
 			if err != nil {
-				return code, 0, false, err
+				return head{code: code}, err
 			}
 			if len(line) == 0 {
 				break
 			}
 			name, value, ok := bytes.Cut(line, []byte(":"))
 			if !ok {
-				return code, 0, false, fmt.Errorf("%w: header line %q", errMalformed, line)
+				return head{code: code}, fmt.Errorf("%w: header line %q", errMalformed, line)
 			}
 			value = bytes.TrimSpace(value)
 			switch {
 			case asciiEqualFold(name, "Content-Length"):
-				length = 0
+				h.length = 0
 				for _, d := range value {
-					if d < '0' || d > '9' || length > 1<<50 {
-						return code, 0, false, fmt.Errorf("%w: Content-Length %q", errMalformed, value)
+					if d < '0' || d > '9' || h.length > 1<<50 {
+						return head{code: code}, fmt.Errorf("%w: Content-Length %q", errMalformed, value)
 					}
-					length = length*10 + int64(d-'0')
+					h.length = h.length*10 + int64(d-'0')
 				}
 			case asciiEqualFold(name, "Transfer-Encoding"):
-				chunked = asciiContainsFold(value, "chunked")
+				h.chunked = asciiContainsFold(value, "chunked")
 			case asciiEqualFold(name, "Connection"):
 				if asciiContainsFold(value, "close") {
-					keep = false
+					h.keep = false
 				} else if asciiContainsFold(value, "keep-alive") {
-					keep = true
+					h.keep = true
 				}
 			}
 		}
 		if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 			continue // an interim answer (100 Continue): the real one follows
 		}
-		switch {
-		case c.method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified:
-		case chunked:
-			n, err = io.Copy(io.Discard, httputil.NewChunkedReader(c.br))
-			for err == nil { // trailers, up to the empty line
-				var line []byte
-				if line, err = c.line(); len(line) == 0 {
-					break
-				}
-			}
-		case length >= 0:
-			var got int
-			got, err = c.br.Discard(int(length))
-			n = int64(got)
-		default: // the body runs to the end of the connection
-			n, err = io.Copy(io.Discard, c.br)
-			keep = false
-		}
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return code, n, keep && err == nil, err
+		return h, nil
 	}
+}
+
+// hasBody reports whether the answer with code to method has a body.
+func hasBody(method string, code int) bool {
+	return method != http.MethodHead && code != http.StatusNoContent && code != http.StatusNotModified
 }
 
 // line reads one header line without its line end. The slice is valid

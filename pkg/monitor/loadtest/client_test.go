@@ -104,12 +104,18 @@ func TestServerBehaviours(t *testing.T) {
 		// new connection rather than failed.
 		{"idle close", Options{URL: idle.URL, Rate: 10, Concurrency: 1, Duration: 600 * time.Millisecond}, 2},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			res := mustRun(t, tc.o)
-			if res.Requests == 0 || res.Failed != 0 || res.Bytes != tc.body*res.Requests {
-				t.Errorf("%d requests, %d failed (%+v), %d bytes", res.Requests, res.Failed, res.Errors, res.Bytes)
-			}
-		})
+		engines := closedLoopEngines()
+		if tc.o.Rate > 0 {
+			engines = []Engine{EngineGoroutines}
+		}
+		for _, e := range engines {
+			t.Run(tc.name+"/"+string(e), func(t *testing.T) {
+				res := mustRunOn(t, e, tc.o)
+				if res.Requests == 0 || res.Failed != 0 || res.Bytes != tc.body*res.Requests {
+					t.Errorf("%d requests, %d failed (%+v), %d bytes", res.Requests, res.Failed, res.Errors, res.Bytes)
+				}
+			})
+		}
 	}
 }
 

@@ -13,6 +13,14 @@
 // relative error), never a list of samples. Each worker keeps one HTTP/1.1
 // connection alive and, like wrk, writes a request serialized once and
 // parses the answers straight off the connection, allocating nothing per
-// request. When Options.Stats is set, the container behind the service
+// request.
+//
+// Two engines send the load (Options.Engine). On Linux, closed-loop load
+// on http:// URLs runs on the epoll engine (epoll_linux.go): a few locked
+// OS threads, each with its own epoll instance and share of the
+// connections, as wrk does. Everything else (a fixed rate, https://,
+// other systems) runs on the goroutines engine (generator.go, client.go):
+// a goroutine per connection on Go's net package. Both parse heads with
+// parseHead and count failures by the same kinds. When Options.Stats is set, the container behind the service
 // is sampled every Options.SampleInterval for its CPU and memory use.
 package loadtest

@@ -38,6 +38,8 @@ type run struct {
 	o            *Options
 	hist         *Histogram
 	measureStart time.Time
+	engine       Engine
+	threads      int // of the epoll engine
 
 	status     [maxStatus]atomic.Uint64
 	errs       [numErrorKinds]atomic.Uint64
@@ -63,6 +65,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	r := &run{o: &o, hist: NewHistogram()}
 	if _, err := newClient(&o); err != nil {
 		return nil, invalid("bad request: %v", err)
+	}
+
+	// The epoll engine, when it is picked, is set up before the clock
+	// starts (it resolves the host).
+	r.engine = EngineGoroutines
+	var ep *epollLoad
+	if o.Engine == EngineEpoll || o.Engine == EngineAuto && epollSupported && o.Rate == 0 {
+		var err error
+		ep, err = newEpollLoad(ctx, r)
+		switch {
+		case err == nil:
+			r.engine, r.threads = EngineEpoll, len(ep.threads)
+			defer ep.close()
+		case o.Engine == EngineEpoll:
+			return nil, err
+		}
 	}
 
 	start := time.Now()
@@ -92,9 +110,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	var wg sync.WaitGroup
-	if o.Rate > 0 {
+	switch {
+	case o.Rate > 0:
 		r.openLoop(ctx, hard, &wg, start, end)
-	} else {
+	case ep != nil:
+		ep.run(hard, end)
+	default:
 		for range o.Concurrency {
 			wg.Go(func() { r.closedLoop(hard, end) })
 		}

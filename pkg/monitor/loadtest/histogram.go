@@ -164,3 +164,24 @@ func (h *Histogram) Bins(n int) []Bin {
 	}
 	return bins
 }
+
+// merge adds o's durations to h. o must not change meanwhile.
+func (h *Histogram) merge(o *Histogram) {
+	n := o.Count()
+	if n == 0 {
+		return
+	}
+	for i := range o.counts {
+		if c := o.counts[i].Load(); c > 0 {
+			h.counts[i].Add(c)
+		}
+	}
+	h.total.Add(n)
+	h.sum.Add(o.sum.Load())
+	v := o.min.Load()
+	for cur := h.min.Load(); v < cur && !h.min.CompareAndSwap(cur, v); cur = h.min.Load() {
+	}
+	v = o.max.Load()
+	for cur := h.max.Load(); v > cur && !h.max.CompareAndSwap(cur, v); cur = h.max.Load() {
+	}
+}

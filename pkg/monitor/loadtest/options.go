@@ -57,7 +57,40 @@ type Options struct {
 	// goroutine of Run's while the test runs.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
+
+	// Engine picks the code that sends the load (EngineAuto when empty:
+	// see Engine). Threads is the number of OS threads of the epoll
+	// engine (runtime.GOMAXPROCS(0)-1, at least 1, when zero; never more
+	// than Concurrency).
+	Engine  Engine
+	Threads int
 }
+
+// Engine names the code that sends the load.
+//
+// EngineEpoll runs a few OS threads, each with its own epoll instance
+// and its share of the connections, and sends a connection's next
+// request as soon as its answer is complete, as wrk does: per request it
+// costs a write, a read and a share of an epoll_wait. It is Linux-only
+// and does closed-loop (fixed concurrency) load on http:// targets.
+//
+// EngineGoroutines runs a goroutine per connection on Go's net package.
+// It does everything: fixed rate (open loop), https:// targets, and
+// every OS; per request it costs a read more than the epoll engine (the
+// one that finds no answer yet and parks the goroutine) and two
+// goroutine switches.
+//
+// EngineAuto (the zero value) picks EngineEpoll where it can run (Linux,
+// no Rate, an http:// URL whose host resolves) and EngineGoroutines
+// otherwise.
+type Engine string
+
+// The engines.
+const (
+	EngineAuto       Engine = ""
+	EngineEpoll      Engine = "epoll"
+	EngineGoroutines Engine = "goroutines"
+)
 
 // Progress is a snapshot of a running test.
 type Progress struct {
@@ -125,6 +158,23 @@ func (o *Options) Validate() error {
 	}
 	if o.ProgressEvery <= 0 {
 		o.ProgressEvery = DefaultProgressEvery
+	}
+	if o.Threads < 0 {
+		return invalid("the number of threads must be at least 1, not %d", o.Threads)
+	}
+	switch o.Engine {
+	case EngineAuto, EngineGoroutines:
+	case EngineEpoll:
+		switch {
+		case !epollSupported:
+			return invalid("the epoll engine runs on Linux only: use the goroutines engine")
+		case o.Rate > 0:
+			return invalid("the epoll engine does fixed-concurrency load only: use the goroutines engine for a fixed rate")
+		case u.Scheme != "http":
+			return invalid("the epoll engine loads http:// URLs only: use the goroutines engine for %s", u.Scheme)
+		}
+	default:
+		return invalid("unknown engine %q: use %q, %q or leave it empty to pick one", o.Engine, EngineEpoll, EngineGoroutines)
 	}
 	return nil
 }

@@ -25,7 +25,14 @@ func (res *Result) WriteText(w io.Writer) error {
 	if res.Mode == "rate" {
 		p("Load:         %g requests/s (open loop, at most %d in flight)", res.Rate, res.Concurrency)
 	} else {
-		p("Load:         %d workers (closed loop)", res.Concurrency)
+		p("Load:         %d workers (closed loop", res.Concurrency)
+		if res.Engine == string(EngineEpoll) {
+			p(", epoll engine, %d thread", res.Threads)
+			if res.Threads != 1 {
+				p("s")
+			}
+		}
+		p(")")
 	}
 	if res.DurationS > 0 {
 		p(", %s", fmtSeconds(res.DurationS))

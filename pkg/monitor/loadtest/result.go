@@ -22,6 +22,10 @@ type Result struct {
 	MaxRequests int64   `json:"max_requests,omitempty"`
 	WarmupS     float64 `json:"warmup_s,omitempty"`
 	TimeoutS    float64 `json:"timeout_s"`
+	// Engine is the code that sent the load ("epoll" or "goroutines",
+	// see loadtest.Engine); Threads the epoll engine's OS threads.
+	Engine  string `json:"engine"`
+	Threads int    `json:"threads,omitempty"`
 
 	// ElapsedS is from the start of measuring to the last completion.
 	ElapsedS float64 `json:"elapsed_s"`
@@ -125,6 +129,7 @@ func (r *run) fill(res *Result, sinceStart time.Duration) {
 	}
 	res.DurationS, res.MaxRequests = o.Duration.Seconds(), o.Requests
 	res.WarmupS, res.TimeoutS = o.Warmup.Seconds(), o.Timeout.Seconds()
+	res.Engine, res.Threads = string(r.engine), r.threads
 
 	res.Requests = r.completed.Load()
 	res.Failed = r.failed.Load()
