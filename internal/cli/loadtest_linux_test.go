@@ -37,6 +37,25 @@ ThreadingHTTPServer.request_queue_size = 128
 ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
 `
 
+// sleepServer is a threaded Python HTTP server whose every answer waits
+// 50 ms.
+const sleepServer = `
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    def do_GET(self):
+        time.sleep(0.05)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
+`
+
 // TestLoadtestContainerCPU loads two copies of a CPU-bound service, one
 // limited to a quarter of a CPU and one to a whole CPU: the second must
 // serve clearly more, and the reports must show each container's CPU use.
@@ -63,7 +82,8 @@ func TestLoadtestContainerCPU(t *testing.T) {
 	for _, c := range []struct{ name, cpus string }{{"slow", "0.25"}, {"fast", "1"}} {
 		e.must("run", "-d", "--name", c.name, "--cpus", c.cpus, "-p", "127.0.0.1::8000", "py:1", "python3", "-c", cpuServer)
 	}
-	for _, name := range []string{"slow", "fast"} {
+	e.must("run", "-d", "--name", "sleepy", "-p", "127.0.0.1::8000", "py:1", "python3", "-c", sleepServer)
+	for _, name := range []string{"slow", "fast", "sleepy"} {
 		eventually(t, name+" answering", func() bool {
 			_, _, code := e.berth("", "loadtest", "-q", "-n", "1", "--timeout", "2s", name)
 			return code == 0
@@ -88,6 +108,13 @@ func TestLoadtestContainerCPU(t *testing.T) {
 			t.Errorf("target %q", res.Target)
 		}
 		return res
+	}
+	// A handler that sleeps 50 ms: the median latency is those 50 ms plus
+	// a little, whatever the load generator's engine.
+	if sleepy := load("sleepy"); sleepy.Latency.P50 < 50 || sleepy.Latency.P50 > 70 {
+		t.Errorf("50 ms handler: p50 %.1f ms, want 50-70 ms (%+v)", sleepy.Latency.P50, sleepy.Latency)
+	} else {
+		t.Logf("50 ms handler: p50 %.1f ms, p99 %.1f ms, %.1f requests/s", sleepy.Latency.P50, sleepy.Latency.P99, sleepy.RPS)
 	}
 	slow, fast := load("slow"), load("fast")
 	t.Logf("--cpus 0.25: %.1f requests/s, CPU %.1f%%; --cpus 1: %.1f requests/s, CPU %.1f%%",

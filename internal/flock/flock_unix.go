@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,23 +35,41 @@ func AcquireFile(ctx context.Context, f *os.File, exclusive bool) (*Lock, error)
 	if exclusive {
 		how = unix.LOCK_EX
 	}
-	delay := time.Millisecond
-	for {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if err == nil {
-			return &Lock{f: f}, nil
+	err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+	if err == nil {
+		return &Lock{f: f}, nil
+	}
+	if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	// Held elsewhere: wait in the kernel, so the lock is ours the moment
+	// it is released (polling would add up to its interval to every
+	// wait). A blocking flock cannot be cancelled; when ctx ends first,
+	// the waiting goroutine releases the lock as soon as it gets it.
+	done := make(chan error, 1)
+	go func() {
+		for {
+			err := unix.Flock(int(f.Fd()), how)
+			if !errors.Is(err, unix.EINTR) {
+				done <- err
+				return
+			}
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("wait for lock %s: %w", f.Name(), ctx.Err())
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 50*time.Millisecond)
+		return &Lock{f: f}, nil
+	case <-ctx.Done():
+		go func() {
+			<-done
+			f.Close() // closing the file drops the lock if it was taken
+		}()
+		return nil, fmt.Errorf("wait for lock %s: %w", f.Name(), ctx.Err())
 	}
 }
 

@@ -217,7 +217,12 @@ func cleanupEndpoint(ctx context.Context, n Network, ep *Endpoint) error {
 	if err := deleteLink(ep.HostIfName); err != nil {
 		errs = append(errs, err)
 	}
-	forgetFlows(ep.Address.Addr())
+	if len(ep.Ports) > 0 {
+		// Only published ports leave DNAT entries that would steer
+		// clients to a later holder of the address; walking the
+		// conntrack table costs milliseconds on every container stop.
+		forgetFlows(ep.Address.Addr())
+	}
 	return errors.Join(errs...)
 }
 
