@@ -45,7 +45,7 @@ func TestInitCommand(t *testing.T) {
 			stdout: []string{"# ---- Dockerfile ----", "ARG BASE=python:", "EXPOSE 9090", "# ---- compose.yaml ----", "# ---- .dockerignore ----"},
 			stderr: []string{"found flask app app = Flask(__name__) in app.py:3", "port 9090 set by --port"}},
 		{name: "writes and explains", args: []string{"--python", "3.11", "--base", "pybase:1", dir}, code: 0,
-			stdout:  []string{"python: 3.11", "command: gunicorn --bind 0.0.0.0:8000 app:app", "wrote Dockerfile, .dockerignore, compose.yaml"},
+			stdout:  []string{"python: 3.11", "server: gunicorn on port 8000", "command: gunicorn --graceful-timeout 8 app:app", "wrote Dockerfile, .dockerignore, compose.yaml"},
 			written: true, check: "ARG BASE=pybase:1"},
 		{name: "refuses to overwrite", args: []string{dir}, code: 1,
 			stderr: []string{"Dockerfile, .dockerignore, compose.yaml already exist", "--force"}, written: true},
