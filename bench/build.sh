@@ -31,34 +31,17 @@
 set -euo pipefail
 
 prog=build.sh
-log() { printf '%s: %s\n' "$prog" "$*" >&2; }
-die() {
-	printf '%s: error: %s\n' "$prog" "$*" >&2
-	exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname -- "$0")/lib.sh"
 
 runs=3
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--runs) runs=${2:?--runs needs a number}; shift 2 ;;
-	--runs=*) runs=${1#--runs=}; shift ;;
-	-h | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	*) die "unknown argument $1 (see --help)" ;;
-	esac
-done
-case "$runs" in '' | *[!0-9]* | 0) die "--runs must be a positive number, not '$runs'" ;; esac
-[ "$(id -u)" -eq 0 ] || die "run as root (builds run in sandboxes and it starts a private dockerd)"
+parse_args runs:runs:"--runs needs a number" -- "$@"
+positive runs
+need_root "builds run in sandboxes and it starts a private dockerd"
 
-cd "$(dirname -- "$0")/.."
-repo_root=$PWD
-# shellcheck source=scripts/docker-engine.sh
-. "$repo_root/scripts/docker-engine.sh"
-for tool in go docker tar python3 awk; do
-	command -v "$tool" >/dev/null || die "$tool not found (apt-get install it)"
-done
+enter_repo
+docker_engine
+need_tools "apt-get install it" go docker tar python3 awk
 
 have_buildah=
 if command -v buildah >/dev/null && command -v runc >/dev/null; then
@@ -70,52 +53,25 @@ fi
 work=$(mktemp -d /var/tmp/berth-bench-build.XXXXXX)
 # buildah with a private storage root; runc, as crun refuses hybrid cgroups.
 bh() { buildah --root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver overlay "$@"; }
+# cleanup runs on exit (on_exit).
 cleanup() {
-	local status=$?
-	trap - EXIT INT TERM ERR
-	set +e
-	log "cleaning up"
-	if [ -n "${BERTH:-}" ] && [ -x "$BERTH" ]; then
-		"$BERTH" --root "$BROOT" system reset -f >/dev/null 2>&1
-	fi
-	if [ -n "${DOCKER_ENGINE_PID:-}" ]; then
-		docker_engine_stop
-	fi
+	berth_reset
+	stop_docker
 	if [ -n "$have_buildah" ] && [ -d "$work/buildah" ]; then
 		bh rm --all >/dev/null 2>&1
 		bh rmi --all --force >/dev/null 2>&1
 	fi
-	awk -v d="$work/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-		while read -r m; do umount -l "$m" 2>/dev/null; done
-	rm -rf --one-file-system -- "$work"
-	exit "$status"
+	remove_work
 }
-trap cleanup EXIT
-trap 'log "failed: line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps on_exit
 
-log "building berth"
-CGO_ENABLED=1 go build -trimpath -o "$work/bin/berth" ./cmd/berth || die "go build ./cmd/berth failed"
-export BERTH=$work/bin/berth BROOT=$work/berth
-b() { "$BERTH" --root "$BROOT" "$@"; }
-
-cache=${BERTH_TEST_CACHE:-/var/cache/berth-test}
-mkdir -p "$cache"
-python_tar=$cache/base-python-$(sha256sum scripts/mkbase.sh | cut -c1-12).tar.gz
-if [ ! -f "$python_tar" ]; then
-	log "building the python base tarball with scripts/mkbase.sh (a few minutes; cached in $cache)"
-	(
-		flock 9
-		[ -f "$python_tar" ] || bash scripts/mkbase.sh --variant python "$python_tar"
-	) 9>"$cache/base.lock" || die "scripts/mkbase.sh --variant python failed"
-fi
+build_berth
+python_tar=$(base_tarball python) || exit
 
 log "importing the base image"
 b import "$python_tar" bench/python:latest >/dev/null
 b save -o "$work/base.tar" bench/python:latest
-log "starting a private docker engine"
-docker_engine_start "$work/docker" || die "cannot start dockerd"
+start_docker
 docker load -i "$work/base.tar" >/dev/null
 if [ -n "$have_buildah" ]; then
 	log "loading the base image into buildah"
@@ -195,9 +151,8 @@ time_s() {
 		die "failed: $*"
 	}
 	t1=$(date +%s%N)
-	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e9 }'
+	secs "$t0" "$t1"
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 berth_build() { b build --progress plain --network none --build-arg BASE=bench/python:latest -t "bench/$1:latest" "$work/apps/$1"; }
 docker_build() { "${dcli[@]}" build --network none --build-arg BASE=bench/python:latest -t "bench/$1:latest" "$work/apps/$1"; }
@@ -225,12 +180,12 @@ measure() { # measure TOOL APP
 		changed+=("$(time_s "${tool}_build" "$app")")
 		warm+=("$(time_s "${tool}_build" "$app")")
 	done
-	result[$tool,$app,cold]=$(printf '%s\n' "${cold[@]}" | median)
-	result[$tool,$app,changed]=$(printf '%s\n' "${changed[@]}" | median)
-	result[$tool,$app,warm]=$(printf '%s\n' "${warm[@]}" | median)
+	result[$tool,$app,cold]=$(printf '%s\n' "${cold[@]}" | median %.3f)
+	result[$tool,$app,changed]=$(printf '%s\n' "${changed[@]}" | median %.3f)
+	result[$tool,$app,warm]=$(printf '%s\n' "${warm[@]}" | median %.3f)
 }
 
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+load_before=$(loadavg)
 for app in flask-hello multistage; do
 	# One untimed build each first: the base image's layers get unpacked
 	# (berth) or snapshotted (docker) once, as on any machine that has
@@ -254,7 +209,7 @@ for app in flask-hello multistage; do
 		measure "$tool" "$app"
 	done
 done
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+load_after=$(loadavg)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 printf '\nberth build vs docker build (%s)' "$builder"

@@ -30,39 +30,18 @@
 set -euo pipefail
 
 prog=loadtest.sh
-log() { printf '%s: %s\n' "$prog" "$*" >&2; }
-die() {
-	printf '%s: error: %s\n' "$prog" "$*" >&2
-	exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname -- "$0")/lib.sh"
 
 runs=3
 duration=10
 conns=64
 url=
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--runs) runs=${2:?--runs needs a number}; shift 2 ;;
-	--runs=*) runs=${1#--runs=}; shift ;;
-	--duration) duration=${2:?--duration needs a number of seconds}; shift 2 ;;
-	--duration=*) duration=${1#--duration=}; shift ;;
-	--connections) conns=${2:?--connections needs a number}; shift 2 ;;
-	--connections=*) conns=${1#--connections=}; shift ;;
-	--url) url=${2:?--url needs a URL}; shift 2 ;;
-	--url=*) url=${1#--url=}; shift ;;
-	-h | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	*) die "unknown argument $1 (see --help)" ;;
-	esac
-done
-for v in runs duration conns; do
-	case "${!v}" in '' | *[!0-9]* | 0) die "--$v must be a positive number, not '${!v}'" ;; esac
-done
-for tool in go wrk; do
-	command -v "$tool" >/dev/null || die "$tool not found (apt-get install $tool)"
-done
+parse_args runs:runs:"--runs needs a number" duration:duration:"--duration needs a number of seconds" \
+	connections:conns:"--connections needs a number" url:url:"--url needs a URL" -- "$@"
+positive runs duration conns
+need_tools "apt-get install go" go
+need_tools "apt-get install wrk" wrk
 
 cd "$(dirname -- "$0")/.."
 work=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench-loadtest.XXXXXX")
@@ -70,13 +49,11 @@ server_pid=
 cleanup() {
 	local status=$?
 	trap - EXIT INT TERM
-	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+	stop_pid "$server_pid"
 	rm -rf -- "$work"
 	exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps cleanup --no-err
 
 log "building berth"
 CGO_ENABLED=1 go build -o "$work/berth" ./cmd/berth || die "go build ./cmd/berth failed"
@@ -113,10 +90,10 @@ GO
 	[ -s "$work/addr" ] || die "the service did not start"
 	url="http://$(cat "$work/addr")/"
 fi
-log "target $url; $runs runs of ${duration}s per tool, $conns connections; load $(cut -d' ' -f1-3 /proc/loadavg)"
+log "target $url; $runs runs of ${duration}s per tool, $conns connections; load $(loadavg)"
 
-# median prints the median of its arguments.
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# median_of prints the median of its arguments.
+median_of() { printf '%s\n' "$@" | median; }
 # run_wrk and run_berth print "REQUESTS_PER_S CPU_US_PER_REQUEST": the
 # second figure (user + system CPU time of the tool over the requests it
 # completed) depends much less on other work on the machine.
@@ -168,6 +145,6 @@ for i in $(seq "$runs"); do
 done
 
 printf '%-24s %14s %18s\n' "-c $conns, ${duration}s, median of $runs" "requests/s" "CPU us/request"
-printf '%-24s %14.0f %18.2f\n' "wrk -t 2" "$(median "${wrks[@]}")" "$(median "${wcpus[@]}")"
-printf '%-24s %14.0f %18.2f\n' "berth loadtest" "$(median "${berths[@]}")" "$(median "${bcpus[@]}")"
-printf 'ratio berth/wrk: %.2f (median of the runs'"'"' ratios; target >= 1.0)\n' "$(median "${ratios[@]}")"
+printf '%-24s %14.0f %18.2f\n' "wrk -t 2" "$(median_of "${wrks[@]}")" "$(median_of "${wcpus[@]}")"
+printf '%-24s %14.0f %18.2f\n' "berth loadtest" "$(median_of "${berths[@]}")" "$(median_of "${bcpus[@]}")"
+printf 'ratio berth/wrk: %.2f (median of the runs'"'"' ratios; target >= 1.0)\n' "$(median_of "${ratios[@]}")"

@@ -25,78 +25,31 @@
 set -euo pipefail
 
 prog=monitor.sh
-log() { printf '%s: %s\n' "$prog" "$*" >&2; }
-die() {
-	printf '%s: error: %s\n' "$prog" "$*" >&2
-	exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname -- "$0")/lib.sh"
 
 ncontainers=50
 duration=30
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--containers) ncontainers=${2:?--containers needs a number}; shift 2 ;;
-	--containers=*) ncontainers=${1#--containers=}; shift ;;
-	--duration) duration=${2:?--duration needs a number of seconds}; shift 2 ;;
-	--duration=*) duration=${1#--duration=}; shift ;;
-	-h | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	*) die "unknown argument $1 (see --help)" ;;
-	esac
-done
-for v in ncontainers duration; do
-	case "${!v}" in '' | *[!0-9]* | 0) die "--$v must be a positive number, not '${!v}'" ;; esac
-done
-[ "$(id -u)" -eq 0 ] || die "run as root (it runs containers)"
-command -v go >/dev/null || die "go not found"
-command -v curl >/dev/null || die "curl not found (apt-get install curl)"
+parse_args containers:ncontainers:"--containers needs a number" duration:duration:"--duration needs a number of seconds" -- "$@"
+positive ncontainers duration
+need_root "it runs containers"
+need_tools "" go
+need_tools "apt-get install curl" curl
 
-cd "$(dirname -- "$0")/.."
+enter_repo
 
 work=$(mktemp -d /var/tmp/berth-bench-monitor.XXXXXX)
 monitor_pid=
+# cleanup runs on exit (on_exit).
 cleanup() {
-	local status=$?
-	trap - EXIT INT TERM ERR
-	set +e
-	log "cleaning up"
-	if [ -n "$monitor_pid" ]; then
-		kill "$monitor_pid" 2>/dev/null
-		wait "$monitor_pid" 2>/dev/null
-	fi
-	if [ -n "${BERTH:-}" ] && [ -x "$BERTH" ]; then
-		"$BERTH" --root "$BROOT" system reset -f >/dev/null 2>&1 || {
-			log "warning: berth system reset failed; removing containers one by one"
-			"$BERTH" --root "$BROOT" ps -aq 2>/dev/null | xargs -r "$BERTH" --root "$BROOT" rm -f >/dev/null 2>&1
-		}
-	fi
-	awk -v d="$work/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-		while read -r m; do umount -l "$m" 2>/dev/null || true; done
-	rm -rf --one-file-system -- "$work"
-	exit "$status"
+	stop_pid "$monitor_pid"
+	berth_reset
+	remove_work
 }
-trap cleanup EXIT
-trap 'log "failed: line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps on_exit
 
-log "building berth"
-CGO_ENABLED=1 go build -trimpath -o "$work/bin/berth" ./cmd/berth || die "go build ./cmd/berth failed"
-export BERTH=$work/bin/berth BROOT=$work/berth
-b() { "$BERTH" --root "$BROOT" "$@"; }
-
-cache=${BERTH_TEST_CACHE:-/var/cache/berth-test}
-mkdir -p "$cache"
-minimal_tar=$cache/base-minimal-$(sha256sum scripts/mkbase.sh | cut -c1-12).tar.gz
-if [ ! -f "$minimal_tar" ]; then
-	log "building the minimal base tarball with scripts/mkbase.sh (a few minutes; cached in $cache)"
-	(
-		flock 9
-		[ -f "$minimal_tar" ] || bash scripts/mkbase.sh --variant minimal "$minimal_tar"
-	) 9>"$cache/base.lock" || die "scripts/mkbase.sh --variant minimal failed"
-fi
+build_berth
+minimal_tar=$(base_tarball minimal) || exit
 b import "$minimal_tar" bench/minimal:latest >/dev/null
 
 log "starting $ncontainers containers"
@@ -127,7 +80,7 @@ cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 log "warming up for 5 s (the sampler fills its history)"
 sleep 5
-log "scraping /metrics once a second for $duration s (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
+log "scraping /metrics once a second for $duration s (load average before: $(loadavg))"
 ticks0=$(cpu_ticks "$monitor_pid")
 t0=$(date +%s%N)
 : >"$work/scrapes"
@@ -146,7 +99,7 @@ pct=$(awk -v d=$((ticks1 - ticks0)) -v hz="$hz" -v ns=$((t1 - t0)) 'BEGIN { prin
 scrape_ms=$(awk '{ s += $1; n++ } END { printf "%.1f", s / n * 1000 }' "$work/scrapes")
 scrape_kb=$(awk '{ s += $2; n++ } END { printf "%.1f", s / n / 1024 }' "$work/scrapes")
 echo
-echo "berth monitor watching $ncontainers running containers, /metrics scraped once a second for $duration s ($(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)):"
+echo "berth monitor watching $ncontainers running containers, /metrics scraped once a second for $duration s ($(nproc) CPUs, load average $(loadavg)):"
 printf '  CPU use of berth monitor  %6s%% of one core  (target < 5%%: %s)\n' "$pct" \
 	"$(awk -v p="$pct" 'BEGIN { print (p < 5) ? "met" : "MISSED" }')"
 printf '  mean scrape               %6s ms, %s KiB gzipped\n' "$scrape_ms" "$scrape_kb"

@@ -34,97 +34,43 @@
 set -euo pipefail
 
 prog=python.sh
-log() { printf '%s: %s\n' "$prog" "$*" >&2; }
-die() {
-	printf '%s: error: %s\n' "$prog" "$*" >&2
-	exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname -- "$0")/lib.sh"
 
 runs=5
 cold_runs=3
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--runs) runs=${2:?--runs needs a number}; shift 2 ;;
-	--runs=*) runs=${1#--runs=}; shift ;;
-	--cold-runs) cold_runs=${2:?--cold-runs needs a number}; shift 2 ;;
-	--cold-runs=*) cold_runs=${1#--cold-runs=}; shift ;;
-	-h | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	*) die "unknown argument $1 (see --help)" ;;
-	esac
-done
-for v in runs cold_runs; do
-	case "${!v}" in '' | *[!0-9]* | 0) die "--${v/_/-} must be a positive number, not '${!v}'" ;; esac
-done
+parse_args runs:runs:"--runs needs a number" cold-runs:cold_runs:"--cold-runs needs a number" -- "$@"
+positive runs cold_runs
 
-[ "$(id -u)" -eq 0 ] || die "run as root (it builds and runs containers and may start a private dockerd)"
-for tool in go python3 sha256sum awk; do
-	command -v "$tool" >/dev/null || die "$tool not found (apt-get install it)"
-done
+need_root "it builds and runs containers and may start a private dockerd"
+need_tools "apt-get install it" go python3 sha256sum awk
 
-cd "$(dirname -- "$0")/.."
-repo_root=$PWD
+enter_repo
 sample=$repo_root/pkg/pyproject/testdata/flask-requirements
 [ -d "$sample" ] || die "sample project $sample not found"
 
 work=$(mktemp -d /var/tmp/berth-bench-python.XXXXXX)
 index_pid=
 DOCKER_ENGINE_PID=
-umount_under() {
-	awk -v d="$1/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-		while read -r m; do umount -l "$m" 2>/dev/null || true; done
-}
+# cleanup runs on exit (on_exit).
 cleanup() {
-	local status=$?
-	trap - EXIT INT TERM ERR
-	set +e
-	log "cleaning up"
-	if [ -n "${BERTH:-}" ] && [ -x "$BERTH" ]; then
-		"$BERTH" --root "$BROOT" system reset -f >/dev/null 2>&1
-	fi
-	if [ -n "$DOCKER_ENGINE_PID" ]; then
-		docker_engine_stop
-	fi
-	if [ -n "$index_pid" ]; then
-		kill "$index_pid" 2>/dev/null
-		wait "$index_pid" 2>/dev/null
-	fi
-	umount_under "$work"
-	rm -rf --one-file-system -- "$work"
-	exit "$status"
+	berth_reset
+	stop_docker
+	stop_pid "$index_pid"
+	remove_work
 }
-trap cleanup EXIT
-trap 'log "failed: line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps on_exit
 
-# now_ns prints the time in nanoseconds; secs A B prints (B-A) in seconds.
+# now_ns prints the time in nanoseconds.
 now_ns() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
-# median prints the median of its arguments.
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 # --- berth -------------------------------------------------------------------
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-log "building berth"
-CGO_ENABLED=1 go build -trimpath -o "$work/bin/berth" ./cmd/berth || die "go build ./cmd/berth failed"
-export BERTH=$work/bin/berth BROOT=$work/berth
-b() { "$BERTH" --root "$BROOT" "$@"; }
+load_before=$(loadavg)
+build_berth
 
 # --- base tarball and package index ------------------------------------------
-cache=${BERTH_TEST_CACHE:-/var/cache/berth-test}
-mkdir -p "$cache"
-base=$cache/base-python-$(sha256sum scripts/mkbase.sh | cut -c1-12).tar.gz
-if [ ! -f "$base" ]; then
-	log "building the python base tarball with scripts/mkbase.sh (a few minutes; cached in $cache)"
-	(
-		flock 9
-		[ -f "$base" ] || bash scripts/mkbase.sh --variant python "$base"
-	) 9>"$cache/base.lock" || die "scripts/mkbase.sh --variant python failed"
-fi
+base=$(base_tarball python) || exit
 newest_wheels() { find "$cache" -maxdepth 1 -type d -name 'pyindex-*' -printf '%T@ %p\n' 2>/dev/null | sort -g | tail -n 1 | cut -d' ' -f2-; }
 wheels=$(newest_wheels)
 if [ -z "$wheels" ]; then
@@ -193,9 +139,9 @@ cold=()
 for i in $(seq "$cold_runs"); do
 	t0=$(now_ns)
 	zc --no-cache -t bench/flask:zc >/dev/null || die "berth build (zero-config) failed"
-	cold+=("$(secs "$t0" "$(now_ns)")")
+	cold+=("$(secs "$t0" "$(now_ns)" %.2f)")
 done
-berth_cold=$(median "${cold[@]}")
+berth_cold=$(printf '%s\n' "${cold[@]}" | median %.2f)
 
 # --- a. rebuild after a code change --------------------------------------------
 log "zero-config rebuilds after a code change ($runs runs)"
@@ -205,9 +151,9 @@ for i in $(seq "$runs"); do
 	printf '\n# change %s\n' "$i" >>"$app/app.py"
 	t0=$(now_ns)
 	zc -t bench/flask:zc >/dev/null || die "berth rebuild failed"
-	rebuild+=("$(secs "$t0" "$(now_ns)")")
+	rebuild+=("$(secs "$t0" "$(now_ns)" %.2f)")
 done
-berth_rebuild=$(median "${rebuild[@]}")
+berth_rebuild=$(printf '%s\n' "${rebuild[@]}" | median %.2f)
 
 size() { b image inspect -f '{{.Size}}' "$1"; }
 base_size=$(size bench/python:latest)
@@ -225,8 +171,7 @@ if grep -qE -- '--mount|<<' "$work/Dockerfile.docker"; then
 elif ! command -v docker >/dev/null || ! PATH=$PATH:/usr/sbin command -v dockerd >/dev/null; then
 	docker_skip="docker.io is not installed"
 else
-	# shellcheck source=scripts/docker-engine.sh
-	. "$repo_root/scripts/docker-engine.sh"
+	docker_engine
 	if ! docker_engine_start "$work/docker" 2>"$work/docker-start.log"; then
 		docker_skip="cannot start a private dockerd: $(tail -n 1 "$work/docker-start.log")"
 		DOCKER_ENGINE_PID=
@@ -242,9 +187,9 @@ if [ -z "$docker_skip" ]; then
 		DOCKER_BUILDKIT=0 docker build -q --no-cache --network host -f "$work/Dockerfile.docker" \
 			--build-arg BASE=bench/python:latest "${pipargs[@]}" -t bench/flask:docker "$work/flask-docker" \
 			>"$work/docker-build.log" 2>&1 || die "docker build failed: $(tail -n 5 "$work/docker-build.log")"
-		dcold+=("$(secs "$t0" "$(now_ns)")")
+		dcold+=("$(secs "$t0" "$(now_ns)" %.2f)")
 	done
-	docker_cold=$(median "${dcold[@]}")
+	docker_cold=$(printf '%s\n' "${dcold[@]}" | median %.2f)
 fi
 
 mb() { awk -v s="$1" 'BEGIN { printf "%.1f MB", s / 1e6 }'; }

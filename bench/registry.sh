@@ -29,51 +29,31 @@
 set -euo pipefail
 
 prog=registry.sh
-log() { printf '%s: %s\n' "$prog" "$*" >&2; }
-die() {
-	printf '%s: error: %s\n' "$prog" "$*" >&2
-	exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname -- "$0")/lib.sh"
 
 runs=3
 size_mb=300
 registry_kind=docker-registry
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--runs) runs=${2:?--runs needs a number}; shift 2 ;;
-	--runs=*) runs=${1#--runs=}; shift ;;
-	--size) size_mb=${2:?--size needs a number of MB}; shift 2 ;;
-	--size=*) size_mb=${1#--size=}; shift ;;
-	--registry) registry_kind=${2:?--registry needs docker-registry or berth}; shift 2 ;;
-	--registry=*) registry_kind=${1#--registry=}; shift ;;
-	-h | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	*) die "unknown argument $1 (see --help)" ;;
-	esac
-done
-case "$runs" in '' | *[!0-9]* | 0) die "--runs must be a positive number, not '$runs'" ;; esac
+parse_args runs:runs:"--runs needs a number" size:size_mb:"--size needs a number of MB" \
+	registry:registry_kind:"--registry needs docker-registry or berth" -- "$@"
+positive runs
 case "$size_mb" in '' | *[!0-9]*) die "--size must be a number of MB, not '$size_mb'" ;; esac
 case "$registry_kind" in docker-registry | berth) ;; *) die "--registry must be docker-registry or berth" ;; esac
 
-[ "$(id -u)" -eq 0 ] || die "run as root (it starts a private dockerd and builds the base image)"
+need_root "it starts a private dockerd and builds the base image"
 
-cd "$(dirname -- "$0")/.."
-repo_root=$PWD
-# shellcheck source=scripts/docker-engine.sh
-. "$repo_root/scripts/docker-engine.sh"
+enter_repo
+docker_engine
 
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v hyperfine >/dev/null; then
 	apt-get install -y --no-install-recommends hyperfine >/dev/null 2>&1 ||
 		log "hyperfine is not installable here; timing with bash (median of $runs runs)"
 fi
-for tool in go docker skopeo curl openssl tar; do
-	command -v "$tool" >/dev/null || die "$tool not found (make deps installs what is missing)"
-done
+need_tools "make deps installs what is missing" go docker skopeo curl openssl tar
 if [ "$registry_kind" = docker-registry ]; then
-	command -v docker-registry >/dev/null || die "docker-registry not found (apt-get install docker-registry)"
+	need_tools "apt-get install docker-registry" docker-registry
 fi
 
 work=$(mktemp -d /var/tmp/berth-bench-registry.XXXXXX)
@@ -87,31 +67,14 @@ cleanup() {
 	rm -rf --one-file-system -- "$work"
 	exit "$status"
 }
-trap cleanup EXIT
-trap 'log "failed: line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps cleanup
 
 # --- berth ---------------------------------------------------------------
-log "building berth"
-version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
-CGO_ENABLED=1 go build -trimpath -o "$work/bin/berth" \
-	-ldflags "-X github.com/berthsh/berth/internal/cli.version=$version" ./cmd/berth ||
-	die "go build ./cmd/berth failed"
-export BERTH=$work/bin/berth
+build_berth --version
 export BERTH_SRC_ROOT=$work/berth-src
 
 # --- base tarball (same cache as internal/testutil.BaseTarball) -------------
-cache=${BERTH_TEST_CACHE:-/var/cache/berth-test}
-mkdir -p "$cache"
-base=$cache/base-python-$(sha256sum scripts/mkbase.sh | cut -c1-12).tar.gz
-if [ ! -f "$base" ]; then
-	log "building the python base tarball with scripts/mkbase.sh (a few minutes; cached in $cache)"
-	(
-		flock 9
-		[ -f "$base" ] || bash scripts/mkbase.sh --variant python "$base"
-	) 9>"$cache/base.lock" || die "scripts/mkbase.sh --variant python failed"
-fi
+base=$(base_tarball python) || exit
 
 # --- the image --------------------------------------------------------------
 log "making a ${size_mb} MB root filesystem"
@@ -157,12 +120,11 @@ log "image layer: ${image_mb} MB uncompressed (base $((base_bytes / 1000000)) MB
 log "importing into berth"
 t0=$(date +%s%N)
 "$BERTH" --root "$BERTH_SRC_ROOT" import "$image_tar" bench/image:latest >/dev/null
-import_s=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
+import_s=$(secs "$t0" "$(date +%s%N)" %.2f)
 berth_id=$("$BERTH" --root "$BERTH_SRC_ROOT" inspect -f '{{.Id}}' bench/image:latest)
 rm -f "$image_tar"
 
-log "starting a private docker engine"
-docker_engine_start "$work/docker" || die "cannot start dockerd"
+start_docker
 "$BERTH" --root "$BERTH_SRC_ROOT" save bench/image:latest -o "$work/image-docker.tar"
 docker load -i "$work/image-docker.tar" >/dev/null
 rm -f "$work/image-docker.tar"
@@ -282,9 +244,9 @@ measure() {
 			t0=$(date +%s%N)
 			bash -c "$cmd" >>"$work/bench.log" 2>&1 || die "$label failed:$(printf '\n')$(tail -n 20 "$work/bench.log")"
 			t1=$(date +%s%N)
-			times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')")
+			times+=("$(secs "$t0" "$t1")")
 		done
-		median=$(printf '%s\n' "${times[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+		median=$(printf '%s\n' "${times[@]}" | median)
 		log "  runs: ${times[*]} s; median $median s"
 	fi
 	printf '%s\t%s\n' "$label" "$median" >>"$results"

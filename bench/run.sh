@@ -43,41 +43,21 @@
 set -euo pipefail
 
 prog=run.sh
-log() { printf '%s: %s\n' "$prog" "$*" >&2; }
-die() {
-	printf '%s: error: %s\n' "$prog" "$*" >&2
-	exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname -- "$0")/lib.sh"
 
 runs=20
 duration=5
 ncontainers=10
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--runs) runs=${2:?--runs needs a number}; shift 2 ;;
-	--runs=*) runs=${1#--runs=}; shift ;;
-	--duration) duration=${2:?--duration needs a number of seconds}; shift 2 ;;
-	--duration=*) duration=${1#--duration=}; shift ;;
-	--containers) ncontainers=${2:?--containers needs a number}; shift 2 ;;
-	--containers=*) ncontainers=${1#--containers=}; shift ;;
-	-h | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	*) die "unknown argument $1 (see --help)" ;;
-	esac
-done
-for v in runs duration ncontainers; do
-	case "${!v}" in '' | *[!0-9]* | 0) die "--$v must be a positive number, not '${!v}'" ;; esac
-done
+parse_args runs:runs:"--runs needs a number" duration:duration:"--duration needs a number of seconds" \
+	containers:ncontainers:"--containers needs a number" -- "$@"
+positive runs duration ncontainers
 flask_runs=$((runs / 4 < 3 ? 3 : runs / 4))
 
-[ "$(id -u)" -eq 0 ] || die "run as root (it runs containers and starts a private dockerd)"
+need_root "it runs containers and starts a private dockerd"
 
-cd "$(dirname -- "$0")/.."
-repo_root=$PWD
-# shellcheck source=scripts/docker-engine.sh
-. "$repo_root/scripts/docker-engine.sh"
+enter_repo
+docker_engine
 
 export DEBIAN_FRONTEND=noninteractive
 for pkg in hyperfine wrk podman; do
@@ -85,31 +65,16 @@ for pkg in hyperfine wrk podman; do
 	apt-get install -y --no-install-recommends "$pkg" >/dev/null 2>&1 ||
 		log "$pkg is not installable here$([ "$pkg" = hyperfine ] && echo "; timing with bash (median of N runs)")"
 done
-for tool in go docker runc curl jq wrk tar python3; do
-	command -v "$tool" >/dev/null || die "$tool not found (apt-get install it)"
-done
+need_tools "apt-get install it" go docker runc curl jq wrk tar python3
 
 work=$(mktemp -d /var/tmp/berth-bench-run.XXXXXX)
 export WORK=$work
 docker_net=
 podman_ok=
 podman_skip=
-# umount_under DIR unmounts everything mounted below DIR, deepest first.
-umount_under() {
-	awk -v d="$1/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-		while read -r m; do umount -l "$m" 2>/dev/null || true; done
-}
+# cleanup runs on exit (on_exit).
 cleanup() {
-	local status=$?
-	trap - EXIT INT TERM ERR
-	set +e
-	log "cleaning up"
-	if [ -n "${BERTH:-}" ] && [ -x "$BERTH" ]; then
-		"$BERTH" --root "$BROOT" system reset -f >/dev/null 2>&1 || {
-			log "warning: berth system reset failed; removing containers one by one"
-			"$BERTH" --root "$BROOT" ps -aq 2>/dev/null | xargs -r "$BERTH" --root "$BROOT" rm -f >/dev/null 2>&1
-		}
-	fi
+	berth_reset
 	if [ -n "${DOCKER_ENGINE_PID:-}" ]; then
 		docker ps -aq | xargs -r docker rm -f >/dev/null 2>&1
 		[ -n "$docker_net" ] && docker network rm "$docker_net" >/dev/null 2>&1
@@ -120,42 +85,17 @@ cleanup() {
 		podman_ system reset -f >/dev/null 2>&1
 	fi
 	runc --root "$work/runc" delete -f bench-runc >/dev/null 2>&1
-	umount_under "$work"
-	rm -rf --one-file-system -- "$work"
-	exit "$status"
+	remove_work
 }
-trap cleanup EXIT
-trap 'log "failed: line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps on_exit
 
 # --- berth ---------------------------------------------------------------
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-log "building berth"
-version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
-CGO_ENABLED=1 go build -trimpath -o "$work/bin/berth" \
-	-ldflags "-X github.com/berthsh/berth/internal/cli.version=$version" ./cmd/berth ||
-	die "go build ./cmd/berth failed"
-export BERTH=$work/bin/berth BROOT=$work/berth
-b() { "$BERTH" --root "$BROOT" "$@"; }
+load_before=$(loadavg)
+build_berth --version
 
 # --- base tarballs (same cache as internal/testutil.BaseTarball) -----------
-cache=${BERTH_TEST_CACHE:-/var/cache/berth-test}
-mkdir -p "$cache"
-base_tarball() {
-	local variant=$1 f
-	f=$cache/base-$variant-$(sha256sum scripts/mkbase.sh | cut -c1-12).tar.gz
-	if [ ! -f "$f" ]; then
-		log "building the $variant base tarball with scripts/mkbase.sh (a few minutes; cached in $cache)"
-		(
-			flock 9
-			[ -f "$f" ] || bash scripts/mkbase.sh --variant "$variant" "$f"
-		) 9>"$cache/base.lock" || die "scripts/mkbase.sh --variant $variant failed"
-	fi
-	printf '%s\n' "$f"
-}
-minimal_tar=$(base_tarball minimal)
-python_tar=$(base_tarball python)
+minimal_tar=$(base_tarball minimal) || exit
+python_tar=$(base_tarball python) || exit
 
 log "importing the base images and building examples/flask-hello with berth"
 b import "$minimal_tar" bench/minimal:latest >/dev/null
@@ -163,11 +103,10 @@ b import "$python_tar" bench/python:latest >/dev/null
 t0=$(date +%s%N)
 b build --progress quiet --build-arg BASE=bench/python:latest -t bench/flask:latest examples/flask-hello >/dev/null ||
 	die "berth build examples/flask-hello failed"
-build_s=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+build_s=$(secs "$t0" "$(date +%s%N)" %.1f)
 b save -o "$work/images.tar" bench/minimal:latest bench/flask:latest
 
-log "starting a private docker engine"
-docker_engine_start "$work/docker" || die "cannot start dockerd"
+start_docker
 docker load -i "$work/images.tar" >/dev/null
 for img in bench/minimal:latest bench/flask:latest; do
 	want=$(b inspect -f '{{.Id}}' "$img")
@@ -227,9 +166,9 @@ measure() {
 			t0=$(date +%s%N)
 			bash -c "$cmd" >>"$work/bench.log" 2>&1 || die "$label failed:$(printf '\n')$(tail -n 20 "$work/bench.log")"
 			t1=$(date +%s%N)
-			[ "$r" -ge 0 ] && times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')")
+			[ "$r" -ge 0 ] && times+=("$(secs "$t0" "$t1" %.4f)")
 		done
-		median=$(printf '%s\n' "${times[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+		median=$(printf '%s\n' "${times[@]}" | median)
 		log "  median $median s"
 	fi
 	printf '%s\t%s\n' "$label" "$median" >>"$results"
@@ -317,7 +256,6 @@ wrk_rps() { # URL: requests per second of one wrk run; errors to the log
 	printf '%s\n%s\n' "wrk $1" "$out" >>"$work/wrk.log"
 	awk '/^Requests\/sec:/ { print $2 }' <<<"$out"
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 throughput() { # TOOL PUBLISHED_URL DIRECT_URL
 	local i pub=() dir=()
 	wait_http "$2" && wait_http "$3" || die "$1 httpd does not answer"

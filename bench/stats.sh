@@ -23,79 +23,33 @@
 set -euo pipefail
 
 prog=stats.sh
-log() { printf '%s: %s\n' "$prog" "$*" >&2; }
-die() {
-	printf '%s: error: %s\n' "$prog" "$*" >&2
-	exit 1
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname -- "$0")/lib.sh"
 
 ncontainers=50
 runs=10
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--containers) ncontainers=${2:?--containers needs a number}; shift 2 ;;
-	--containers=*) ncontainers=${1#--containers=}; shift ;;
-	--runs) runs=${2:?--runs needs a number}; shift 2 ;;
-	--runs=*) runs=${1#--runs=}; shift ;;
-	-h | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	*) die "unknown argument $1 (see --help)" ;;
-	esac
-done
-for v in ncontainers runs; do
-	case "${!v}" in '' | *[!0-9]* | 0) die "--$v must be a positive number, not '${!v}'" ;; esac
-done
-[ "$(id -u)" -eq 0 ] || die "run as root (it runs containers and may start a private dockerd)"
-command -v go >/dev/null || die "go not found"
+parse_args containers:ncontainers:"--containers needs a number" runs:runs:"--runs needs a number" -- "$@"
+positive ncontainers runs
+need_root "it runs containers and may start a private dockerd"
+need_tools "" go
 
-cd "$(dirname -- "$0")/.."
-repo_root=$PWD
-# shellcheck source=scripts/docker-engine.sh
-. "$repo_root/scripts/docker-engine.sh"
+enter_repo
+docker_engine
 
 work=$(mktemp -d /var/tmp/berth-bench-stats.XXXXXX)
+# cleanup runs on exit (on_exit).
 cleanup() {
-	local status=$?
-	trap - EXIT INT TERM ERR
-	set +e
-	log "cleaning up"
-	if [ -n "${BERTH:-}" ] && [ -x "$BERTH" ]; then
-		"$BERTH" --root "$BROOT" system reset -f >/dev/null 2>&1 || {
-			log "warning: berth system reset failed; removing containers one by one"
-			"$BERTH" --root "$BROOT" ps -aq 2>/dev/null | xargs -r "$BERTH" --root "$BROOT" rm -f >/dev/null 2>&1
-		}
-	fi
+	berth_reset
 	if [ -n "${DOCKER_ENGINE_PID:-}" ]; then
 		docker ps -aq | xargs -r docker rm -f >/dev/null 2>&1
 		docker_engine_stop
 	fi
-	awk -v d="$work/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-		while read -r m; do umount -l "$m" 2>/dev/null || true; done
-	rm -rf --one-file-system -- "$work"
-	exit "$status"
+	remove_work
 }
-trap cleanup EXIT
-trap 'log "failed: line $LINENO: $BASH_COMMAND"' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
+set_traps on_exit
 
-log "building berth"
-CGO_ENABLED=1 go build -trimpath -o "$work/bin/berth" ./cmd/berth || die "go build ./cmd/berth failed"
-export BERTH=$work/bin/berth BROOT=$work/berth
-b() { "$BERTH" --root "$BROOT" "$@"; }
-
-cache=${BERTH_TEST_CACHE:-/var/cache/berth-test}
-mkdir -p "$cache"
-minimal_tar=$cache/base-minimal-$(sha256sum scripts/mkbase.sh | cut -c1-12).tar.gz
-if [ ! -f "$minimal_tar" ]; then
-	log "building the minimal base tarball with scripts/mkbase.sh (a few minutes; cached in $cache)"
-	(
-		flock 9
-		[ -f "$minimal_tar" ] || bash scripts/mkbase.sh --variant minimal "$minimal_tar"
-	) 9>"$cache/base.lock" || die "scripts/mkbase.sh --variant minimal failed"
-fi
+build_berth
+minimal_tar=$(base_tarball minimal) || exit
 b import "$minimal_tar" bench/minimal:latest >/dev/null
 
 have_docker=
@@ -137,15 +91,15 @@ timeit() {
 		for ((i = 0; i < runs; i++)); do
 			t0=$(date +%s%N)
 			"$@" >/dev/null
-			times+=("$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')")
+			times+=("$(secs "$t0" "$(date +%s%N)")")
 		done
-		median=$(printf '%s\n' "${times[@]}" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+		median=$(printf '%s\n' "${times[@]}" | median %.3f)
 	fi
 	log "$label: median $median s"
 	printf '%s\n' "$median"
 }
 
-log "timing (load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
+log "timing (load average before: $(loadavg))"
 berth_s=$(timeit "berth stats --no-stream" "$BERTH" --root "$BROOT" stats --no-stream)
 echo
 echo "stats --no-stream over $ncontainers running containers (median of $runs runs, $(nproc) CPUs):"

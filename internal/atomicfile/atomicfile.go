@@ -11,14 +11,28 @@ import (
 // directory (named ".<base>.tmp-*"), fsyncs it, sets perm, renames it into
 // place and fsyncs the directory. On error the temporary file is removed.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err := write(path, data, perm, true); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// WriteFileNoSync is WriteFile without the fsyncs: readers still see the
+// old content or the new, never a mix, but after a crash path may hold
+// either, or be empty or damaged. For derived data that is cheap to
+// rebuild, such as caches.
+func WriteFileNoSync(path string, data []byte, perm os.FileMode) error {
+	return write(path, data, perm, false)
+}
+
+func write(path string, data []byte, perm os.FileMode, sync bool) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -32,9 +46,8 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return err
 	}
-	return SyncDir(dir)
+	return err
 }
 
 // SyncDir fsyncs a directory, making renames and creations in it durable.

@@ -17,6 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/berthsh/berth/internal/atomicfile"
 	"github.com/berthsh/berth/internal/flock"
 )
 
@@ -136,38 +137,13 @@ func (c *buildCache) save(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("build cache: %w", err)
 	}
-	if err := writeUnsynced(c.path, data, 0o600); err != nil {
+	// Unsynced: the cache is derived data, and a file that a crash left
+	// empty, damaged or old only costs a rebuild of some steps (read takes
+	// it for an empty cache; hits are checked against the store).
+	if err := atomicfile.WriteFileNoSync(c.path, data, 0o600); err != nil {
 		return fmt.Errorf("build cache: %w", err)
 	}
 	return nil
-}
-
-// writeUnsynced replaces path with data through a temporary file and a
-// rename, as atomicfile.WriteFile does, but without waiting for the disk:
-// the cache is derived data, and a file that a crash left empty, damaged
-// or old only costs a rebuild of some steps (read takes it for an empty
-// cache; hits are checked against the store). Readers never see a partly
-// written file.
-func writeUnsynced(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, perm)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }
 
 // trimCache drops the oldest entries until n are left.

@@ -771,7 +771,7 @@ func (b *builder) filteredContext(p string) (string, func(), error) {
 			}
 		case fi.Mode().IsRegular():
 			if err := os.Link(q, dst); err != nil {
-				if err := copyRegular(q, dst, fi.Mode().Perm()); err != nil {
+				if err := buildctx.CopyFile(q, dst, fi.Mode().Perm()); err != nil {
 					return err
 				}
 			}
@@ -788,24 +788,4 @@ func (b *builder) filteredContext(p string) (string, func(), error) {
 		return "", nil, err
 	}
 	return out, remove, nil
-}
-
-func copyRegular(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Chmod(dst, mode)
 }

@@ -103,6 +103,16 @@ const (
 	installContext                  // needs the whole project (setup.py, local paths)
 )
 
+// lockreqFormats is lockreq.py's input format for each source it reads:
+// with the source's lock file and without.
+var lockreqFormats = map[DepSource]struct{ locked, unlocked string }{
+	DepsUV:      {"uv", "uv"},
+	DepsPoetry:  {"poetry", "pyproject"},
+	DepsPDM:     {"pdm", "pdm"},
+	DepsPipfile: {"pipfile.lock", "pipfile"},
+	DepsPEP621:  {"pyproject", "pyproject"},
+}
+
 func modeOf(p *Project) (installMode, string) {
 	d := p.Deps
 	switch d.Source {
@@ -113,24 +123,14 @@ func modeOf(p *Project) (installMode, string) {
 			}
 		}
 		return installRequirements, ""
-	case DepsUV:
-		return installScript, "uv"
-	case DepsPoetry:
-		if d.Lock != "" {
-			return installScript, "poetry"
-		}
-		return installScript, "pyproject"
-	case DepsPDM:
-		return installScript, "pdm"
-	case DepsPipfile:
-		if d.Lock != "" {
-			return installScript, "pipfile.lock"
-		}
-		return installScript, "pipfile"
-	case DepsPEP621:
-		return installScript, "pyproject"
 	case DepsSetup:
 		return installContext, ""
+	}
+	if f, ok := lockreqFormats[d.Source]; ok {
+		if d.Lock != "" {
+			return installScript, f.locked
+		}
+		return installScript, f.unlocked
 	}
 	return installNone, ""
 }

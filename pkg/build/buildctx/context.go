@@ -91,41 +91,39 @@ func OpenWithDefaultIgnore(dir string, dockerfilePath string, defaultIgnore []by
 			c.Close()
 			return nil, fmt.Errorf("read %s: %w", name, err)
 		}
-		patterns, err := ignorefile.ReadAll(f)
+		err = c.setIgnore(name, f)
 		f.Close()
 		if err != nil {
 			c.Close()
-			return nil, fmt.Errorf("read %s: %w: %w", name, errdefs.ErrInvalidArgument, err)
-		}
-		pm, err := patternmatcher.New(patterns)
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("%s: bad pattern: %w: %w", name, errdefs.ErrInvalidArgument, err)
-		}
-		c.ignoreFile, c.patterns = name, patterns
-		if len(patterns) > 0 {
-			c.pm = pm
+			return nil, err
 		}
 		break
 	}
 	if c.ignoreFile == "" && defaultIgnore != nil {
-		const name = "(generated .dockerignore)"
-		patterns, err := ignorefile.ReadAll(bytes.NewReader(defaultIgnore))
-		if err != nil {
+		if err := c.setIgnore("(generated .dockerignore)", bytes.NewReader(defaultIgnore)); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("read %s: %w: %w", name, errdefs.ErrInvalidArgument, err)
-		}
-		pm, err := patternmatcher.New(patterns)
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("%s: bad pattern: %w: %w", name, errdefs.ErrInvalidArgument, err)
-		}
-		c.ignoreFile, c.patterns = name, patterns
-		if len(patterns) > 0 {
-			c.pm = pm
+			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// setIgnore reads the ignore file name (.dockerignore syntax) from r and
+// makes it the context's.
+func (c *Context) setIgnore(name string, r io.Reader) error {
+	patterns, err := ignorefile.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("read %s: %w: %w", name, errdefs.ErrInvalidArgument, err)
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return fmt.Errorf("%s: bad pattern: %w: %w", name, errdefs.ErrInvalidArgument, err)
+	}
+	c.ignoreFile, c.patterns = name, patterns
+	if len(patterns) > 0 {
+		c.pm = pm
+	}
+	return nil
 }
 
 // NewRoot opens dir, the root file system of an earlier stage or image,

@@ -3,12 +3,13 @@ package buildtest
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/berthsh/berth/pkg/build/buildctx"
 )
 
 // ExpectFile is the name of a case's expectations in its directory; it is
@@ -140,29 +141,9 @@ func (c Case) WriteContext(dst string) error {
 			if info.Mode()&0o100 != 0 {
 				mode = 0o755
 			}
-			return copyFile(p, out, mode)
+			return buildctx.CopyFile(p, out, mode)
 		}
 	})
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Chmod(dst, mode)
 }
 
 // DockerfilePath is the Dockerfile's path in a context written by
