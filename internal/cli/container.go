@@ -162,38 +162,25 @@ func newStartCmd(g *globals) *cobra.Command {
 }
 
 func newStopCmd(g *globals) *cobra.Command {
-	var timeout int
-	var signal string
-	cmd := &cobra.Command{
-		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Stop one or more running containers",
-		Long: `Send the stop signal (--signal, else the container's --stop-signal or the
+	return newStopOrRestartCmd(g, "stop", "Stop one or more running containers",
+		`Send the stop signal (--signal, else the container's --stop-signal or the
 image's STOPSIGNAL, else SIGTERM), wait --timeout seconds, then SIGKILL.`,
-		Args: argsBetween(1, -1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts, err := stopOptions(cmd, timeout, signal)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			m, _, err := g.openManager(ctx)
-			if err != nil {
-				return err
-			}
-			return forEachName(g, args, func(name string) error { return m.Stop(ctx, name, opts) })
-		},
-	}
-	addTimeoutFlag(cmd, &timeout)
-	cmd.Flags().StringVarP(&signal, "signal", "s", "", "signal to send to the container")
-	return cmd
+		(*runtime.Manager).Stop)
 }
 
 func newRestartCmd(g *globals) *cobra.Command {
+	return newStopOrRestartCmd(g, "restart", "Restart one or more containers", "", (*runtime.Manager).Restart)
+}
+
+// newStopOrRestartCmd makes stop and restart, which share their flags and
+// differ only in the manager call.
+func newStopOrRestartCmd(g *globals, verb, short, long string, do func(*runtime.Manager, context.Context, string, runtime.StopOptions) error) *cobra.Command {
 	var timeout int
 	var signal string
 	cmd := &cobra.Command{
-		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Restart one or more containers",
+		Use:   verb + " [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: short,
+		Long:  long,
 		Args:  argsBetween(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := stopOptions(cmd, timeout, signal)
@@ -205,7 +192,7 @@ func newRestartCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return forEachName(g, args, func(name string) error { return m.Restart(ctx, name, opts) })
+			return forEachName(g, args, func(name string) error { return do(m, ctx, name, opts) })
 		},
 	}
 	addTimeoutFlag(cmd, &timeout)
