@@ -13,6 +13,7 @@ import (
 	dref "github.com/distribution/reference"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/berthsh/berth/internal/filterargs"
 	"github.com/berthsh/berth/pkg/errdefs"
 	"github.com/berthsh/berth/pkg/reference"
 )
@@ -65,22 +66,16 @@ type ImageFilter struct {
 // reference, before, since, label) into an ImageFilter.
 func ParseImageFilter(args []string) (ImageFilter, error) {
 	var f ImageFilter
-	var sawTrue, sawFalse bool
+	var dangling filterargs.Dangling
 	for _, a := range args {
-		key, val, ok := strings.Cut(a, "=")
-		key = strings.ToLower(strings.TrimSpace(key))
-		if !ok || key == "" {
-			return ImageFilter{}, fmt.Errorf("bad format of filter %q (expected name=value): %w", a, errdefs.ErrInvalidArgument)
+		key, val, err := filterargs.Split(a)
+		if err != nil {
+			return ImageFilter{}, err
 		}
 		switch key {
 		case "dangling":
-			switch strings.ToLower(val) {
-			case "true", "1":
-				sawTrue = true
-			case "false", "0":
-				sawFalse = true
-			default:
-				return ImageFilter{}, fmt.Errorf("invalid filter 'dangling=%s': use true or false: %w", val, errdefs.ErrInvalidArgument)
+			if err := dangling.Add(val); err != nil {
+				return ImageFilter{}, err
 			}
 		case "reference":
 			if _, err := path.Match(val, ""); err != nil {
@@ -100,11 +95,9 @@ func ParseImageFilter(args []string) (ImageFilter, error) {
 			return ImageFilter{}, fmt.Errorf("invalid filter '%s': supported filters are dangling, reference, before, since and label: %w", key, errdefs.ErrInvalidArgument)
 		}
 	}
-	if sawTrue && sawFalse {
-		return ImageFilter{}, fmt.Errorf("conflicting filter values: dangling=true and dangling=false: %w", errdefs.ErrInvalidArgument)
-	}
-	if sawTrue || sawFalse {
-		f.Dangling = &sawTrue
+	var err error
+	if f.Dangling, err = dangling.Value(); err != nil {
+		return ImageFilter{}, err
 	}
 	return f, nil
 }

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/berthsh/berth/internal/filterargs"
 	"github.com/berthsh/berth/pkg/errdefs"
 )
 
@@ -41,12 +42,11 @@ func ParsePruneFilter(args []string) (Filter, error) {
 
 func parseFilter(args []string, supported string, allowed map[string]bool) (Filter, error) {
 	var f Filter
-	var sawTrue, sawFalse bool
+	var dangling filterargs.Dangling
 	for _, a := range args {
-		key, val, ok := strings.Cut(a, "=")
-		key = strings.ToLower(strings.TrimSpace(key))
-		if !ok || key == "" {
-			return Filter{}, fmt.Errorf("bad format of filter %q (expected name=value): %w", a, errdefs.ErrInvalidArgument)
+		key, val, err := filterargs.Split(a)
+		if err != nil {
+			return Filter{}, err
 		}
 		if !allowed[key] {
 			return Filter{}, fmt.Errorf("invalid filter '%s': supported filters are %s: %w", key, supported, errdefs.ErrInvalidArgument)
@@ -69,21 +69,14 @@ func parseFilter(args []string, supported string, allowed map[string]bool) (Filt
 				f.NotLabels = append(f.NotLabels, val)
 			}
 		case "dangling":
-			switch strings.ToLower(val) {
-			case "true", "1":
-				sawTrue = true
-			case "false", "0":
-				sawFalse = true
-			default:
-				return Filter{}, fmt.Errorf("invalid filter 'dangling=%s': use true or false: %w", val, errdefs.ErrInvalidArgument)
+			if err := dangling.Add(val); err != nil {
+				return Filter{}, err
 			}
 		}
 	}
-	if sawTrue && sawFalse {
-		return Filter{}, fmt.Errorf("conflicting filter values: dangling=true and dangling=false: %w", errdefs.ErrInvalidArgument)
-	}
-	if sawTrue || sawFalse {
-		f.Dangling = &sawTrue
+	var err error
+	if f.Dangling, err = dangling.Value(); err != nil {
+		return Filter{}, err
 	}
 	return f, nil
 }
