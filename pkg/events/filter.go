@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthsh/berth/internal/filterargs"
 	"github.com/berthsh/berth/pkg/errdefs"
 )
 
@@ -29,10 +30,9 @@ var FilterKeys = []string{"container", "event", "image", "label", "network", "ty
 func ParseFilters(list []string) (map[string][]string, error) {
 	out := map[string][]string{}
 	for _, s := range list {
-		k, v, ok := strings.Cut(s, "=")
-		k = strings.ToLower(strings.TrimSpace(k))
-		if !ok || k == "" {
-			return nil, fmt.Errorf("bad format of filter %q: expected name=value: %w", s, errdefs.ErrInvalidArgument)
+		k, v, err := filterargs.Split(s)
+		if err != nil {
+			return nil, err
 		}
 		if !slices.Contains(FilterKeys, k) {
 			return nil, fmt.Errorf("invalid filter %q: use one of %s: %w", k, strings.Join(FilterKeys, ", "), errdefs.ErrInvalidArgument)
