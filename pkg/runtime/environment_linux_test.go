@@ -45,23 +45,9 @@ type envFixture struct {
 func newEnvFixture(t *testing.T, changes ...string) *envFixture {
 	t.Helper()
 	testutil.RequiresRoot(t)
-	tarball := testutil.BaseTarball(t, testutil.BaseMinimal)
 	ctx := t.Context()
 	root := t.TempDir()
-	nettest.CleanupNetworks(t, root)
-	s, err := store.Open(ctx, filepath.Join(root, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(tarball)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := archive.Import(ctx, s, f, archive.ImportOptions{Changes: append([]string{`CMD ["/bin/sh"]`}, changes...)})
-	if err != nil {
-		t.Fatalf("import base image: %v", err)
-	}
+	s, img := importMinimal(t, root, "images", archive.ImportOptions{Changes: changes})
 	cache, err := OpenLayerCache(filepath.Join(root, "layers"))
 	if err != nil {
 		t.Fatal(err)
@@ -783,4 +769,28 @@ func testRunPublished(t *testing.T, f *envFixture) {
 	if st := wait(); st.Code != 0 || clientOut.String() != "hello-from-berth\n" {
 		t.Errorf("wget by name: exit %d, output %q", st.Code, clientOut.String())
 	}
+}
+
+// importMinimal opens a store at root/storeDir (cleaning the root's
+// networks when the test ends) and imports the minimal base image into it
+// with CMD ["/bin/sh"] and opts.
+func importMinimal(t *testing.T, root, storeDir string, opts archive.ImportOptions) (*store.Store, store.Image) {
+	t.Helper()
+	tarball := testutil.BaseTarball(t, testutil.BaseMinimal)
+	nettest.CleanupNetworks(t, root)
+	s, err := store.Open(t.Context(), filepath.Join(root, storeDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	opts.Changes = append([]string{`CMD ["/bin/sh"]`}, opts.Changes...)
+	img, err := archive.Import(t.Context(), s, f, opts)
+	if err != nil {
+		t.Fatalf("import base image: %v", err)
+	}
+	return s, img
 }

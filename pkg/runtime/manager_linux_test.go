@@ -15,12 +15,10 @@ import (
 	"time"
 
 	"github.com/berthsh/berth/internal/testutil"
-	"github.com/berthsh/berth/internal/testutil/nettest"
 	"github.com/berthsh/berth/pkg/errdefs"
 	"github.com/berthsh/berth/pkg/events"
 	"github.com/berthsh/berth/pkg/reference"
 	"github.com/berthsh/berth/pkg/runtime/logs"
-	"github.com/berthsh/berth/pkg/store"
 	"github.com/berthsh/berth/pkg/store/archive"
 )
 
@@ -30,26 +28,13 @@ import (
 func newTestManager(t *testing.T) *Manager {
 	t.Helper()
 	testutil.RequiresRoot(t)
-	tarball := testutil.BaseTarball(t, testutil.BaseMinimal)
 	ctx := t.Context()
 	root := t.TempDir()
-	nettest.CleanupNetworks(t, root)
-	s, err := store.Open(ctx, filepath.Join(root, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(tarball)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	ref, err := reference.Parse("base:latest")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := archive.Import(ctx, s, f, archive.ImportOptions{Ref: &ref, Changes: []string{`CMD ["/bin/sh"]`}}); err != nil {
-		t.Fatalf("import base image: %v", err)
-	}
+	s, _ := importMinimal(t, root, "store", archive.ImportOptions{Ref: &ref})
 	m, err := NewManager(ctx, root, s)
 	if err != nil {
 		t.Fatal(err)
