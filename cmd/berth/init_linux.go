@@ -6,19 +6,11 @@ import (
 	// as a container's init.
 	_ "github.com/opencontainers/runc/libcontainer/nsenter"
 
+	// As a container's /sbin/docker-init (--init), initproc's C
+	// constructor takes over before Go starts.
 	_ "github.com/berthsh/berth/pkg/runtime/initproc"
 
-	berthruntime "github.com/berthsh/berth/pkg/runtime"
+	// The container-init and supervisor modes (see the package's doc):
+	// they take over during package initialisation, before main.
+	_ "github.com/berthsh/berth/internal/reexec"
 )
-
-// init runs before main and before anything else berth sets up: when
-// libcontainer re-executes berth ("/proc/self/exe init") to become a
-// container's init, InitIfRequested never returns; when berth is
-// re-executed as a container's supervisor ("berth __supervise ...", a
-// hidden mode cobra never sees), SuperviseIfRequested never returns. As a
-// container's /sbin/docker-init (--init), initproc's C constructor takes
-// over before Go starts.
-func init() {
-	berthruntime.InitIfRequested()
-	berthruntime.SuperviseIfRequested()
-}

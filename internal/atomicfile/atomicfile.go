@@ -17,6 +17,17 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	return SyncDir(filepath.Dir(path))
 }
 
+// WriteFileNoDirSync is WriteFile without the directory fsync: the new
+// content is on disk before it replaces the old, so after a crash path
+// holds the old content or the new, never a damaged mix, but the
+// replacement itself (or a new file's name) may be lost. For files
+// rewritten often whose latest version matters less than never being
+// damaged, such as a container's state; callers that need a new name to
+// survive a crash fsync its directory once (SyncDir).
+func WriteFileNoDirSync(path string, data []byte, perm os.FileMode) error {
+	return write(path, data, perm, true)
+}
+
 // WriteFileNoSync is WriteFile without the fsyncs: readers still see the
 // old content or the new, never a mix, but after a crash path may hold
 // either, or be empty or damaged. For derived data that is cheap to

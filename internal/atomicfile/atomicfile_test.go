@@ -13,6 +13,7 @@ func TestWriteFile(t *testing.T) {
 		write func(string, []byte, os.FileMode) error
 	}{
 		{"WriteFile", WriteFile},
+		{"WriteFileNoDirSync", WriteFileNoDirSync},
 		{"WriteFileNoSync", WriteFileNoSync},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

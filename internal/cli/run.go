@@ -485,7 +485,7 @@ func newCreateCmd(g *globals) *cobra.Command {
 		Args:  argsBetween(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.changed = cmd.Flags().Changed
-			c, _, _, err := createContainer(cmd.Context(), g, &f, args)
+			c, _, _, err := createContainer(cmd.Context(), g, &f, args, false)
 			if err != nil {
 				return err
 			}
@@ -524,10 +524,11 @@ streamed, signals are forwarded to it, and berth exits with its exit code;
 				}
 			}
 			ctx := cmd.Context()
-			c, m, st, err := createContainer(ctx, g, &f, args)
+			c, m, st, err := createContainer(ctx, g, &f, args, true)
 			if err != nil {
 				return err
 			}
+			defer m.Close()
 			if detach {
 				if err := m.Start(ctx, c.Config.ID); err != nil {
 					// A run that could not start leaves nothing behind
@@ -552,8 +553,10 @@ streamed, signals are forwarded to it, and berth exits with its exit code;
 
 // createContainer parses the flags, makes sure the image is there
 // (pulling it as --pull says) and creates the container. Errors are
-// berth's own (exit 125 for run).
-func createContainer(ctx context.Context, g *globals, f *createFlags, args []string) (runtime.Container, *runtime.Manager, *store.Store, error) {
+// berth's own (exit 125 for run). With prestart (run), the container's
+// supervisor starts meanwhile (Manager.PrestartSupervisor); the caller
+// closes the manager.
+func createContainer(ctx context.Context, g *globals, f *createFlags, args []string, prestart bool) (_ runtime.Container, _ *runtime.Manager, _ *store.Store, err error) {
 	cfg, err := f.config(args)
 	if err != nil {
 		return runtime.Container{}, nil, nil, berthFailed(err)
@@ -565,6 +568,15 @@ func createContainer(ctx context.Context, g *globals, f *createFlags, args []str
 	m, st, err := g.openManager(ctx)
 	if err != nil {
 		return runtime.Container{}, nil, nil, berthFailed(err)
+	}
+	if prestart {
+		// Best effort: Start spawns one itself otherwise.
+		_ = m.PrestartSupervisor()
+		defer func() {
+			if err != nil {
+				m.Close()
+			}
+		}()
 	}
 	if err := ensureImage(ctx, g, st, cfg.Image, f.pull, platform, f.quiet); err != nil {
 		return runtime.Container{}, nil, nil, berthFailed(err)

@@ -53,7 +53,7 @@ func (m *Manager) Attach(ctx context.Context, network, containerID, netnsPath st
 	if err != nil {
 		// Roll back even if ctx was cancelled.
 		cctx := context.WithoutCancel(ctx)
-		err = errors.Join(err, cleanupEndpoint(cctx, n, &ep), m.releaseEndpoint(cctx, n.ID, containerID))
+		err = errors.Join(err, cleanupEndpoint(cctx, n, &ep, true), m.releaseEndpoint(cctx, n.ID, containerID))
 		return Endpoint{}, fmt.Errorf("attach %s to network %s: %w", shortID(containerID), n.Name, err)
 	}
 	return ep, nil
@@ -63,6 +63,17 @@ func (m *Manager) Attach(ctx context.Context, network, containerID, netnsPath st
 // container's published ports, deletes the veth pair and releases the
 // address. It works after a crash and when the namespace is already gone.
 func (m *Manager) Detach(ctx context.Context, network, containerID string) error {
+	var link string
+	if err := m.detach(ctx, network, containerID, &link); err != nil {
+		return err
+	}
+	return DeleteLinks([]string{link})
+}
+
+// detach is Detach without deleting the veth pair: the host side's name
+// goes to *link. Deleting a link waits for an RCU grace period (about
+// 10 ms), so it happens outside the network's lock.
+func (m *Manager) detach(ctx context.Context, network, containerID string, link *string) error {
 	err := m.locked(ctx, func() error {
 		st, err := m.find(network)
 		if err != nil {
@@ -72,9 +83,10 @@ func (m *Manager) Detach(ctx context.Context, network, containerID string) error
 		if !ok {
 			return fmt.Errorf("container %s is not connected to network %s: %w", shortID(containerID), st.Network.Name, errdefs.ErrNotFound)
 		}
-		if err := cleanupEndpoint(ctx, st.Network, ep); err != nil {
+		if err := cleanupEndpoint(ctx, st.Network, ep, false); err != nil {
 			return err
 		}
+		*link = ep.HostIfName
 		delete(st.Endpoints, containerID)
 		return m.write(st)
 	})
@@ -88,16 +100,44 @@ func (m *Manager) Detach(ctx context.Context, network, containerID string) error
 // for cleanup when it stops or after a crash. Not being attached anywhere
 // is not an error.
 func (m *Manager) DetachAll(ctx context.Context, containerID string) error {
+	links, err := m.DetachAllKeepLinks(ctx, containerID)
+	return errors.Join(err, DeleteLinks(links))
+}
+
+// DetachAllKeepLinks is DetachAll except that the container's veth pairs
+// stay: it returns the names of their host sides for DeleteLinks. Each
+// deletion waits for an RCU grace period (about 10 ms); a container that
+// is going away anyway can have that done after whoever waits for it has
+// been let go. Its addresses are released at once (the allocator hands
+// out recently released addresses last) and its ports unpublished.
+func (m *Manager) DetachAllKeepLinks(ctx context.Context, containerID string) ([]string, error) {
 	all, err := m.readAll()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var errs []error
+	var links []string
 	for _, st := range all {
 		if _, ok := st.Endpoints[containerID]; ok {
-			if err := m.Detach(ctx, st.Network.ID, containerID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			var link string
+			if err := m.detach(ctx, st.Network.ID, containerID, &link); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 				errs = append(errs, err)
 			}
+			if link != "" {
+				links = append(links, link)
+			}
+		}
+	}
+	return links, errors.Join(errs...)
+}
+
+// DeleteLinks deletes the host links named (veth pairs go with their
+// host side); missing ones are not errors.
+func DeleteLinks(names []string) error {
+	var errs []error
+	for _, name := range names {
+		if name != "" {
+			errs = append(errs, deleteLink(name))
 		}
 	}
 	return errors.Join(errs...)
@@ -205,17 +245,19 @@ func setupEndpoint(ctx context.Context, n Network, ep *Endpoint, opts AttachOpti
 	return mac, nil
 }
 
-// cleanupEndpoint removes what setupEndpoint made for ep; missing pieces
-// are not errors.
-func cleanupEndpoint(ctx context.Context, n Network, ep *Endpoint) error {
+// cleanupEndpoint removes what setupEndpoint made for ep (the veth pair
+// only with deleteVeth); missing pieces are not errors.
+func cleanupEndpoint(ctx context.Context, n Network, ep *Endpoint, deleteVeth bool) error {
 	var errs []error
 	if len(ep.Ports) > 0 {
 		if err := fwRemovePorts(ctx, ep.Address.Addr(), ep.Ports); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := deleteLink(ep.HostIfName); err != nil {
-		errs = append(errs, err)
+	if deleteVeth {
+		if err := deleteLink(ep.HostIfName); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(ep.Ports) > 0 {
 		// Only published ports leave DNAT entries that would steer

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -763,5 +764,63 @@ func TestDetachAfterCrash(t *testing.T) {
 	}
 	if err := m.Detach(t.Context(), n.Name, "crashed"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("second Detach: %v, want ErrNotFound", err)
+	}
+}
+
+// DetachAllKeepLinks releases a container's addresses and ports at once
+// but leaves its veth pairs for DeleteLinks, which deletes them (and
+// tolerates ones gone already).
+func TestDetachAllKeepLinks(t *testing.T) {
+	testutil.RequiresRoot(t)
+	m, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := testNetwork(t, m, CreateOptions{})
+	n2 := testNetwork(t, m, CreateOptions{})
+	ns := testNetNS(t)
+	id := randHex(t, 64)
+	ep, err := m.Attach(t.Context(), n.Name, id, ns, AttachOptions{IfName: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep2, err := m.Attach(t.Context(), n2.Name, id, ns, AttachOptions{IfName: "eth1", NoDefaultRoute: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := m.DetachAllKeepLinks(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(links)
+	want := []string{ep.HostIfName, ep2.HostIfName}
+	slices.Sort(want)
+	if !slices.Equal(links, want) {
+		t.Errorf("links %v, want %v", links, want)
+	}
+	for _, nw := range []Network{n, n2} {
+		if eps, _ := m.Endpoints(t.Context(), nw.Name); len(eps) != 0 {
+			t.Errorf("%s still has endpoints %+v", nw.Name, eps)
+		}
+	}
+	for _, l := range links {
+		if _, err := netlink.LinkByName(l); err != nil {
+			t.Errorf("veth %s gone before DeleteLinks: %v", l, err)
+		}
+	}
+	// The address is free again (though handed out last).
+	other, err := m.Attach(t.Context(), n.Name, randHex(t, 64), testNetNS(t), AttachOptions{IfName: "eth0", IP: ep.Address.Addr()})
+	if err != nil {
+		t.Errorf("the released address %s cannot be taken: %v", ep.Address.Addr(), err)
+	} else {
+		t.Cleanup(func() { _ = m.DetachAll(context.Background(), other.ContainerID) })
+	}
+	if err := DeleteLinks(append(links, "vbmissing0000")); err != nil {
+		t.Fatalf("DeleteLinks: %v", err)
+	}
+	for _, l := range links {
+		if _, err := netlink.LinkByName(l); err == nil {
+			t.Errorf("veth %s left after DeleteLinks", l)
+		}
 	}
 }

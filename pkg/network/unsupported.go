@@ -27,6 +27,14 @@ func (m *Manager) DetachAll(ctx context.Context, containerID string) error {
 	return errNotLinux
 }
 
+// DetachAllKeepLinks is only implemented on Linux.
+func (m *Manager) DetachAllKeepLinks(ctx context.Context, containerID string) ([]string, error) {
+	return nil, errNotLinux
+}
+
+// DeleteLinks is only implemented on Linux.
+func DeleteLinks(names []string) error { return errNotLinux }
+
 // NewNetNS is only implemented on Linux.
 func NewNetNS(ctx context.Context, name string) (string, error) { return "", errNotLinux }
 

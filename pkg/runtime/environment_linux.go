@@ -24,6 +24,7 @@ import (
 	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 	"github.com/berthsh/berth/pkg/network"
+	"github.com/berthsh/berth/pkg/rootfs"
 	"github.com/berthsh/berth/pkg/runtime/volume"
 	"github.com/berthsh/berth/pkg/store"
 )
@@ -149,7 +150,15 @@ func PrepareEnvironment(ctx context.Context, p EnvParams) (_ *Environment, err e
 	if err != nil {
 		return nil, err
 	}
-	rootfsPath, err := MountRootfs(ctx, p.Dir, lowers)
+	var rootfsPath string
+	if cfg.AutoRemove {
+		// Its writes are deleted with it: a volatile overlay (Linux
+		// 5.10) skips syncing them at every unmount and sync(2).
+		rootfsPath, err = MountRootfs(ctx, p.Dir, lowers, rootfs.WithMountOptions("volatile"))
+	}
+	if !cfg.AutoRemove || err != nil {
+		rootfsPath, err = MountRootfs(ctx, p.Dir, lowers)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("prepare environment: %w", err)
 	}
@@ -639,7 +648,7 @@ func (e *Environment) writeFiles(ctx context.Context, p EnvParams, opts *CreateO
 	opts.HostnamePath = filepath.Join(p.Dir, envHostnameFile)
 	opts.HostsPath = filepath.Join(p.Dir, envHostsFile)
 	opts.ResolvConfPath = filepath.Join(p.Dir, envResolvConfFile)
-	if err := writeFileAtomic(opts.HostnamePath, []byte(hostname+"\n"), 0o644); err != nil {
+	if err := writeDerivedFile(opts.HostnamePath, []byte(hostname+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write hostname: %w", err)
 	}
 
@@ -652,7 +661,7 @@ func (e *Environment) writeFiles(ctx context.Context, p EnvParams, opts *CreateO
 		resolved, _ := os.ReadFile(resolvedResolvConf)
 		resolv = containerResolvConf(string(hostResolv), string(resolved), dns)
 	}
-	if err := writeFileAtomic(opts.ResolvConfPath, resolv, 0o644); err != nil {
+	if err := writeDerivedFile(opts.ResolvConfPath, resolv, 0o644); err != nil {
 		return fmt.Errorf("write resolv.conf: %w", err)
 	}
 
@@ -669,7 +678,7 @@ func (e *Environment) writeFiles(ctx context.Context, p EnvParams, opts *CreateO
 		for _, x := range extra {
 			s += x.IP + "\t" + x.Name + "\n"
 		}
-		if err := writeFileAtomic(opts.HostsPath, []byte(s), 0o644); err != nil {
+		if err := writeDerivedFile(opts.HostsPath, []byte(s), 0o644); err != nil {
 			return fmt.Errorf("write hosts: %w", err)
 		}
 		return nil
@@ -685,7 +694,7 @@ func (e *Environment) writeFiles(ctx context.Context, p EnvParams, opts *CreateO
 			return err
 		}
 		content := hostsFile(self, hostname, opts.Domainname, extra, snap.peers(cfg.ID))
-		if err := writeFileAtomic(opts.HostsPath, content, 0o644); err != nil {
+		if err := writeDerivedFile(opts.HostsPath, content, 0o644); err != nil {
 			return fmt.Errorf("write hosts: %w", err)
 		}
 		return snap.refresh(containers, snap.peerIDs(cfg.ID))
@@ -738,18 +747,34 @@ func shortContainerID(id string) string {
 // and unmounts its root file system. Volumes stay. Calling it again does
 // nothing more.
 func (e *Environment) Teardown(ctx context.Context) error {
+	deleteLinks, err := e.TeardownKeepLinks(ctx)
+	return errors.Join(err, deleteLinks())
+}
+
+// TeardownKeepLinks is Teardown except that the container's veth pairs
+// are deleted only when the returned function is called (which it must
+// be, also after an error). Deleting a link waits for an RCU grace
+// period, about 10 ms each; a supervisor calls it once it has let go of
+// whoever waits for the container to be gone. The addresses are released
+// and the ports unpublished at once, and the namespace is unpinned, so
+// the kernel may delete the pairs first.
+func (e *Environment) TeardownKeepLinks(ctx context.Context) (deleteLinks func() error, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
+	var links []string
 	if e.netns != "" || len(e.Endpoints) > 0 {
-		if err := teardownNetwork(ctx, e.networks, e.dir, e.id, e.netns, nil); err != nil {
+		l, err := teardownNetwork(ctx, e.networks, e.dir, e.id, e.netns, nil)
+		links = l
+		if err != nil {
 			errs = append(errs, err)
 		} else {
 			e.netns = ""
 			e.Endpoints = nil
 		}
 	}
+	deleteLinks = func() error { return network.DeleteLinks(links) }
 	for _, r := range e.reservations {
 		_ = r.Close()
 	}
@@ -762,9 +787,9 @@ func (e *Environment) Teardown(ctx context.Context) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("tear down environment of %s: %w", shortContainerID(e.id), err)
+		return deleteLinks, fmt.Errorf("tear down environment of %s: %w", shortContainerID(e.id), err)
 	}
-	return nil
+	return deleteLinks, nil
 }
 
 // TeardownStale cleans up after a container whose supervisor died without
@@ -784,7 +809,11 @@ func TeardownStale(ctx context.Context, p EnvParams, st State) error {
 		names = append(names, ep.Network)
 	}
 	var errs []error
-	if err := teardownNetwork(ctx, p.Networks, p.Dir, id, ContainerNetNSPath(id), names); err != nil {
+	links, err := teardownNetwork(ctx, p.Networks, p.Dir, id, ContainerNetNSPath(id), names)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := network.DeleteLinks(links); err != nil {
 		errs = append(errs, err)
 	}
 	if err := UnmountRootfs(p.Dir); err != nil {
@@ -799,8 +828,10 @@ func TeardownStale(ctx context.Context, p EnvParams, st State) error {
 // teardownNetwork detaches container id from every network, removes its
 // namespace (nsPath, if set) and takes it out of the hosts files of the
 // containers it shared networks with (those it is attached to now and
-// those named in also).
-func teardownNetwork(ctx context.Context, nets *network.Manager, dir, id, nsPath string, also []string) error {
+// those named in also). The host sides of its veth pairs are left for
+// the caller to delete (network.DeleteLinks): their names are returned,
+// also with an error.
+func teardownNetwork(ctx context.Context, nets *network.Manager, dir, id, nsPath string, also []string) ([]string, error) {
 	var errs []error
 	before, err := snapshotNetworks(ctx, nets)
 	if err != nil {
@@ -817,7 +848,8 @@ func teardownNetwork(ctx context.Context, nets *network.Manager, dir, id, nsPath
 			}
 		}
 	}
-	if err := nets.DetachAll(ctx, id); err != nil {
+	links, err := nets.DetachAllKeepLinks(ctx, id)
+	if err != nil {
 		errs = append(errs, err)
 	}
 	if nsPath != "" {
@@ -838,7 +870,7 @@ func teardownNetwork(ctx context.Context, nets *network.Manager, dir, id, nsPath
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return links, errors.Join(errs...)
 }
 
 // netSnapshot is every network with its endpoints, read once.

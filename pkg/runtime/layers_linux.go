@@ -235,10 +235,11 @@ func PrepareRootfs(ctx context.Context, cache *LayerCache, s *store.Store, img s
 // container's upper and work directories on containerDir/rootfs and returns
 // that path. A container with a read-only root file system still gets a
 // writable overlay; the read-only flag goes into the spec (Root.Readonly).
-func MountRootfs(ctx context.Context, containerDir string, lowers []string) (string, error) {
+// opts are passed to rootfs.MountOverlay.
+func MountRootfs(ctx context.Context, containerDir string, lowers []string, opts ...rootfs.MountOption) (string, error) {
 	target := filepath.Join(containerDir, RootfsDir)
 	err := rootfs.MountOverlay(ctx, target, lowers,
-		filepath.Join(containerDir, UpperDir), filepath.Join(containerDir, WorkDir))
+		filepath.Join(containerDir, UpperDir), filepath.Join(containerDir, WorkDir), opts...)
 	if err != nil {
 		return "", err
 	}

@@ -17,12 +17,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/berthsh/berth/internal/atomicfile"
 	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 	"github.com/berthsh/berth/pkg/network"
@@ -44,6 +46,15 @@ type Manager struct {
 	volumes   *volume.Store
 	networks  *network.Manager
 	stateRoot string // libcontainer's state root
+
+	mu      sync.Mutex
+	pending *pendingSupervisor // started by PrestartSupervisor, not yet used
+}
+
+// pendingSupervisor is a supervisor process started ahead of its
+// container: it waits for the container's ID on idW.
+type pendingSupervisor struct {
+	idW, report *os.File
 }
 
 // Container is a container as found on disk.
@@ -166,7 +177,6 @@ func NewManager(ctx context.Context, root string, s *store.Store) (*Manager, err
 		root: abs, store: s, layers: layers, volumes: vols, networks: nets,
 		stateRoot: filepath.Join("/run/berth/runc", hex.EncodeToString(sum[:8])),
 	}
-	m.pruneExitRecords()
 	m.cleanLeftovers()
 	return m, nil
 }
@@ -429,7 +439,14 @@ func (m *Manager) Create(ctx context.Context, cfg ContainerConfig) (Container, e
 		if err := saveState(tmp, st); err != nil {
 			return err
 		}
-		return os.Rename(tmp, dir)
+		// Its files' names, then its own, survive a crash from here on.
+		if err := atomicfile.SyncDir(tmp); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, dir); err != nil {
+			return err
+		}
+		return atomicfile.SyncDir(m.containersDir())
 	}()
 	if err != nil {
 		_ = os.RemoveAll(tmp)
@@ -600,43 +617,119 @@ func (m *Manager) Start(ctx context.Context, idOrName string) error {
 	return fmt.Errorf("start container %s: %w", c.ShortID(), startErr)
 }
 
-// spawnSupervisor runs the supervisor, detached, and reads its report.
-func (m *Manager) spawnSupervisor(ctx context.Context, c Container) error {
+// PrestartSupervisor starts the supervisor of the container the next
+// Start will start, ahead of time: starting the berth binary takes a few
+// milliseconds, which then pass while the caller resolves the image and
+// creates the container (as "berth run" does). The supervisor waits for
+// its container; Close (or the end of this process) lets it go unused.
+func (m *Manager) PrestartSupervisor() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pending != nil {
+		return nil
+	}
+	idR, idW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("start supervisor: %w", err)
+	}
+	defer idR.Close()
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		idW.Close()
+		return fmt.Errorf("start supervisor: %w", err)
+	}
+	defer devnull.Close()
+	// Its output goes to the container's supervisor.log once it knows
+	// the container.
+	report, err := m.startSupervisorProcess("-", devnull, idR)
+	if err != nil {
+		idW.Close()
+		return err
+	}
+	m.pending = &pendingSupervisor{idW: idW, report: report}
+	return nil
+}
+
+// Close lets a supervisor started by PrestartSupervisor and not used by
+// Start go: it exits.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	p := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	if p != nil {
+		p.idW.Close()
+		p.report.Close()
+	}
+}
+
+// startSupervisorProcess starts "berth __supervise ... id", detached, with
+// its output on out and idR (if any) as fd 4, and returns the read end
+// of its report pipe (fd 3).
+func (m *Manager) startSupervisorProcess(id string, out, idR *os.File) (*os.File, error) {
 	exe := SupervisorExecutable
 	if exe == "" {
 		var err error
 		if exe, err = os.Executable(); err != nil {
-			return fmt.Errorf("find the berth executable: %w", err)
+			return nil, fmt.Errorf("find the berth executable: %w", err)
 		}
+	}
+	storeDir, err := filepath.Abs(m.store.Dir())
+	if err != nil {
+		return nil, err
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer r.Close()
-	logf, err := os.OpenFile(filepath.Join(c.Dir, supervisorLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		w.Close()
-		return err
-	}
-	defer logf.Close()
-	storeDir, err := filepath.Abs(m.store.Dir())
-	if err != nil {
-		w.Close()
-		return err
-	}
-	cmd := exec.Command(exe, SuperviseArg, "--root", m.root, "--store", storeDir, c.Config.ID)
+	defer w.Close()
+	cmd := exec.Command(exe, SuperviseArg, "--root", m.root, "--store", storeDir, id)
 	cmd.Dir = "/"
-	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ExtraFiles = []*os.File{w}
+	if idR != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, idR)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		w.Close()
-		return fmt.Errorf("spawn supervisor: %w", err)
+		r.Close()
+		return nil, fmt.Errorf("spawn supervisor: %w", err)
 	}
-	w.Close()
 	// Reap it when it ends while this process still lives.
 	go func() { _ = cmd.Wait() }()
+	return r, nil
+}
+
+// spawnSupervisor runs the supervisor, detached (or hands the container to
+// the one PrestartSupervisor started), and reads its report.
+func (m *Manager) spawnSupervisor(ctx context.Context, c Container) error {
+	m.mu.Lock()
+	p := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	var r *os.File
+	if p != nil {
+		_, err := p.idW.WriteString(c.Config.ID + "\n")
+		p.idW.Close()
+		if err != nil {
+			p.report.Close()
+			p = nil // it is gone: start another
+		} else {
+			r = p.report
+		}
+	}
+	if p == nil {
+		logf, err := os.OpenFile(filepath.Join(c.Dir, supervisorLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		r, err = m.startSupervisorProcess(c.Config.ID, logf, nil)
+		logf.Close()
+		if err != nil {
+			return err
+		}
+	}
+	defer r.Close()
 	type result struct {
 		line []byte
 		err  error
@@ -833,34 +926,49 @@ func (m *Manager) Remove(ctx context.Context, idOrName string, opts RemoveOption
 // removeStopped removes a container that does not run. held is the
 // supervisor lock when the supervisor itself removes its container.
 func (m *Manager) removeStopped(ctx context.Context, id string, volumes bool, held *flock.Lock) error {
+	trash, err := m.removeStoppedKeepTrash(ctx, id, volumes, held)
+	if trash != "" {
+		if rerr := os.RemoveAll(trash); rerr != nil && err == nil {
+			err = fmt.Errorf("remove container %s: %w", id, rerr)
+		}
+	}
+	return err
+}
+
+// removeStoppedKeepTrash is removeStopped except that the container's
+// directory, already renamed out of the way (its name and ID are free,
+// no listing shows it), is left for the caller to delete: its path is
+// returned, also with an error. cleanLeftovers deletes what a killed
+// caller leaves.
+func (m *Manager) removeStoppedKeepTrash(ctx context.Context, id string, volumes bool, held *flock.Lock) (string, error) {
 	dir := filepath.Join(m.containersDir(), id)
 	if held == nil {
 		// A supervisor still winding down (teardown) must be gone first.
 		if err := m.waitSupervisorGone(ctx, dir); err != nil {
-			return err
+			return "", err
 		}
 	}
 	l, err := lockExclusive(ctx, filepath.Join(dir, lockFile))
 	if err != nil {
 		if _, serr := os.Stat(dir); serr != nil {
-			return noSuchContainer(id)
+			return "", noSuchContainer(id)
 		}
-		return err
+		return "", err
 	}
 	defer l.Unlock()
 	if held == nil {
 		sl, ok, err := tryLock(filepath.Join(dir, supervisorLock))
 		if err != nil {
-			return err
+			return "", err
 		}
 		if !ok {
-			return fmt.Errorf("cannot remove container %s: it is running: %w", id, errdefs.ErrConflict)
+			return "", fmt.Errorf("cannot remove container %s: it is running: %w", id, errdefs.ErrConflict)
 		}
 		defer sl.Unlock()
 	}
 	st, err := loadState(dir)
 	if err != nil {
-		return err
+		return "", err
 	}
 	st.Status = StatusRemoving
 	_ = saveState(dir, st)
@@ -868,22 +976,19 @@ func (m *Manager) removeStopped(ctx context.Context, id string, volumes bool, he
 		_ = lc.Destroy(ctx)
 	}
 	if err := UnmountRootfs(dir); err != nil {
-		return fmt.Errorf("remove container %s: %w", id, err)
+		return "", fmt.Errorf("remove container %s: %w", id, err)
 	}
 	cfg, _ := loadConfig(dir) // for the destroy event's attributes
 	cfg.ID = id
 	trash := filepath.Join(m.containersDir(), ".rm-"+id)
 	if err := os.Rename(dir, trash); err != nil {
-		return fmt.Errorf("remove container %s: %w", id, classifyFS(err))
+		return "", fmt.Errorf("remove container %s: %w", id, classifyFS(err))
 	}
 	m.emit(cfg, "destroy", nil)
-	if err := os.RemoveAll(trash); err != nil {
-		return fmt.Errorf("remove container %s: %w", id, err)
-	}
 	if volumes {
 		m.removeAnonymousVolumes(ctx, id)
 	}
-	return nil
+	return trash, nil
 }
 
 // removeAnonymousVolumes removes the anonymous volumes made for id.
@@ -915,9 +1020,17 @@ func (m *Manager) writeExitRecord(id, name string, code int) error {
 }
 
 // findExitRecord finds the exit record of a removed container by ID,
-// unique ID prefix or name.
+// unique ID prefix or name. A full ID is one file read however many
+// records there are (a script of many "run --rm" makes hundreds).
 func (m *Manager) findExitRecord(idOrName string) (exitRecord, bool) {
 	dir := filepath.Join(m.containersDir(), exitRecordDir)
+	if len(idOrName) == 64 && isHexString(idOrName) {
+		var r exitRecord
+		if loadJSON(filepath.Join(dir, idOrName), &r) != nil || r.ID != idOrName {
+			return exitRecord{}, false
+		}
+		return r, true
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return exitRecord{}, false
@@ -941,9 +1054,13 @@ func (m *Manager) findExitRecord(idOrName string) (exitRecord, bool) {
 	return best, found
 }
 
+// leftoverAge is how long cleanLeftovers leaves a half-created or
+// half-removed container directory to the process working on it.
+var leftoverAge = time.Minute
+
 // cleanLeftovers deletes what killed processes left in ROOT/containers:
-// containers half created (.tmp-*, after a minute) or half removed
-// (.rm-*).
+// containers half created (.tmp-*) or half removed (.rm-*), a minute
+// after they were last changed.
 func (m *Manager) cleanLeftovers() {
 	entries, err := os.ReadDir(m.containersDir())
 	if err != nil {
@@ -953,17 +1070,26 @@ func (m *Manager) cleanLeftovers() {
 		p := filepath.Join(m.containersDir(), e.Name())
 		switch {
 		case strings.HasPrefix(e.Name(), ".rm-"):
+			// A supervisor deletes its auto-removed container's
+			// directory after letting the foreground run go (renaming
+			// it changed its ctime): leave that to it for a while.
+			if info, err := e.Info(); err != nil || changedWithin(info, leftoverAge) {
+				continue
+			}
 			if UnmountRootfs(p) == nil {
 				_ = os.RemoveAll(p)
 			}
 		case strings.HasPrefix(e.Name(), ".tmp-"):
-			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Minute {
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > leftoverAge {
 				_ = os.RemoveAll(p)
 			}
 		}
 	}
 }
 
+// pruneExitRecords deletes the exit records older than exitRecordTTL. The
+// supervisor of an auto-removed container calls it after the removal,
+// once nobody waits for it.
 func (m *Manager) pruneExitRecords() {
 	dir := filepath.Join(m.containersDir(), exitRecordDir)
 	entries, err := os.ReadDir(dir)

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -90,6 +91,8 @@ func TestManager(t *testing.T) {
 		{"ConcurrentStart", testManagerConcurrentStart},
 		{"RemoveCrashLoop", testManagerRemoveCrashLoop},
 		{"OOMKilled", testManagerOOMKilled},
+		{"PrestartSupervisor", testManagerPrestartSupervisor},
+		{"AutoRemoveFastPath", testManagerAutoRemoveFastPath},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Cleanup(func() { removeAll(t, m) })
@@ -796,4 +799,128 @@ func testManagerOOMKilled(t *testing.T, m *Manager) {
 	if !got.State.OOMKilled || code == 0 {
 		t.Errorf("exit %d, state %+v", code, got.State)
 	}
+}
+
+// pendingSupervisors lists the processes started by PrestartSupervisor
+// for m's root that still wait for their container.
+func pendingSupervisors(t *testing.T, m *Manager) []int {
+	t.Helper()
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+		// Waiting, it still holds the pipe its container's ID comes on.
+		link, _ := os.Readlink(filepath.Join("/proc", e.Name(), "fd", "4"))
+		if len(args) == 7 && args[1] == SuperviseArg && args[3] == m.root && args[6] == "-" && strings.HasPrefix(link, "pipe:") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// A supervisor started ahead of its container supervises the next
+// container started, writing its own messages to that container's
+// supervisor.log; one never used exits when the manager is closed.
+func testManagerPrestartSupervisor(t *testing.T, m *Manager) {
+	ctx := t.Context()
+	if err := m.PrestartSupervisor(); err != nil {
+		t.Fatal(err)
+	}
+	pids := pendingSupervisors(t, m)
+	if len(pids) != 1 {
+		t.Fatalf("%d waiting supervisors after PrestartSupervisor, want 1", len(pids))
+	}
+	c := mustStart(t, m, testConfig("/bin/sh", "-c", "echo from-prestarted; sleep 30"))
+	waitForLog(t, m, c, "stdout:from-prestarted")
+	got, err := m.Get(ctx, c.Config.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State.SupervisorPid != pids[0] {
+		t.Errorf("supervisor pid %d, want the prestarted %d", got.State.SupervisorPid, pids[0])
+	}
+	if _, err := os.Stat(filepath.Join(c.Dir, supervisorLog)); err != nil {
+		t.Errorf("no supervisor.log: %v", err)
+	}
+	// The next start spawns its own.
+	c2 := mustStart(t, m, testConfig("/bin/sh", "-c", "echo second"))
+	waitForLog(t, m, c2, "stdout:second")
+
+	if err := m.PrestartSupervisor(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(pendingSupervisors(t, m)); n != 1 {
+		t.Fatalf("%d waiting supervisors, want 1", n)
+	}
+	m.Close()
+	for end := time.Now().Add(5 * time.Second); len(pendingSupervisors(t, m)) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("an unused prestarted supervisor did not exit after Close")
+		}
+	}
+	var now time.Duration
+	if err := m.Stop(ctx, c.Config.ID, StopOptions{Timeout: &now}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An auto-removed container runs on a volatile overlay (its writes are
+// never synced), and once a waiter for its removal returns its name is
+// free and its directory gone, though the supervisor may still be
+// deleting the renamed files.
+func testManagerAutoRemoveFastPath(t *testing.T, m *Manager) {
+	ctx := t.Context()
+	cfg := testConfig("/bin/sh", "-c", "sleep 0.3")
+	cfg.AutoRemove = true
+	cfg.Name = "fastpath"
+	c := mustStart(t, m, cfg)
+	cur, err := m.Get(ctx, c.Config.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the supervisor, which mounted it, sees it (a libcontainer
+	// goroutine of an earlier test may have left this process's main
+	// thread in another mount namespace).
+	mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", cur.State.SupervisorPid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == filepath.Join(c.Dir, RootfsDir) {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "volatile") {
+		t.Errorf("the auto-removed container's root is not a volatile overlay: %q", line)
+	}
+	if code, err := m.Wait(ctx, c.Config.ID, WaitRemoved); err != nil || code != 0 {
+		t.Fatalf("wait removed: %d, %v", code, err)
+	}
+	if _, err := os.Stat(c.Dir); !os.IsNotExist(err) {
+		t.Errorf("container directory still there after wait removed: %v", err)
+	}
+	// The name is free at once.
+	c2 := mustCreate(t, m, ContainerConfig{Image: "base:latest", Name: "fastpath", NetworkMode: "none", Create: CreateOptions{Cmd: []string{"true"}}})
+	if err := m.Remove(ctx, c2.Config.ID, RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	trash := filepath.Join(m.containersDir(), ".rm-"+c.Config.ID)
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(trash); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%s is still there", trash)
+		}
+	}
+	checkNothingLeft(t, c)
 }

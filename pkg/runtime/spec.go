@@ -916,7 +916,7 @@ func seccompFilter(opts CreateOptions, caps []string) (*specs.LinuxSeccomp, erro
 	} else if !SeccompSupported {
 		return nil, nil
 	}
-	f, err := profile.Spec(seccomp.Target{Caps: caps, Kernel: kernelRelease()})
+	f, err := profile.Spec(seccomp.Target{Caps: caps, Kernel: kernelRelease(), Unsupported: unsupportedArches()})
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: %w", err)
 	}

@@ -19,13 +19,14 @@ import (
 const SpecFile = "spec.json"
 
 // SaveSpec writes spec to dir/spec.json atomically (temporary file,
-// fsync, rename), so that other processes (exec, inspect) can read it.
+// rename; not fsynced: every start writes it afresh), so that other
+// processes (exec, inspect) can read it.
 func SaveSpec(dir string, spec *specs.Spec) error {
 	data, err := json.MarshalIndent(spec, "", "\t")
 	if err != nil {
 		return fmt.Errorf("save spec: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, SpecFile), data, 0o600); err != nil {
+	if err := writeDerivedFile(filepath.Join(dir, SpecFile), data, 0o600); err != nil {
 		return fmt.Errorf("save spec: %w", err)
 	}
 	return nil
@@ -49,7 +50,10 @@ func LoadSpec(dir string) (*specs.Spec, error) {
 	return &spec, nil
 }
 
-// writeFileAtomic writes data to path atomically (see internal/atomicfile).
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	return atomicfile.WriteFile(path, data, mode)
+// writeDerivedFile writes a file that every start of the container
+// writes afresh (its spec, hostname, hosts and resolv.conf): atomically,
+// so that readers never see a mix, but without fsyncs, which would only
+// make durable what the next start rewrites anyway.
+func writeDerivedFile(path string, data []byte, mode os.FileMode) error {
+	return atomicfile.WriteFileNoSync(path, data, mode)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/berthsh/berth/internal/atomicfile"
 	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
 )
@@ -42,7 +43,11 @@ func saveJSON(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := writeFileAtomic(path, data, 0o600); err != nil {
+	// The file is synced before it replaces the old one, so a crash
+	// leaves the old state or the new; the directory is not (a state
+	// rewritten several times per start would pay for it each time):
+	// Create syncs the containers directory once for a new container.
+	if err := atomicfile.WriteFileNoDirSync(path, data, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

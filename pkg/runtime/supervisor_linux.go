@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -45,7 +46,8 @@ const (
 )
 
 // SuperviseIfRequested runs the supervisor when the process was started
-// as one ("berth __supervise --root ROOT --store DIR ID", by Start), and
+// as one ("berth __supervise --root ROOT --store DIR ID", by Start; with
+// "-" for ID, by PrestartSupervisor: the ID comes later on fd 4), and
 // then exits. Otherwise it returns at once. Binaries that start
 // containers call it first thing, next to InitIfRequested.
 func SuperviseIfRequested() {
@@ -69,14 +71,70 @@ func superviseMain(args []string) int {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		fmt.Fprintf(os.Stderr, "supervisor: set child subreaper: %v\n", err)
 	}
+	// The container's init joins its cgroup in a few milliseconds: start
+	// the kernel's grace period for that now (see warmCgroupAttach).
+	go warmCgroupAttach()
 	ctx := context.Background()
-	s, err := newSupervisor(ctx, *root, *storeDir, fs.Arg(0))
+	id := fs.Arg(0)
+	var idc chan string
+	if id == "-" {
+		// Started ahead of its container: open the stores meanwhile.
+		idc = make(chan string, 1)
+		go func() {
+			id, _ := awaitContainerID()
+			idc <- id
+		}()
+	}
+	m, err := openSupervisorManager(ctx, *root, *storeDir)
+	if idc != nil {
+		if id = <-idc; id == "" {
+			return 0 // not needed after all
+		}
+		if rerr := redirectOutput(filepath.Join(*root, "containers", id, supervisorLog)); rerr != nil {
+			fmt.Fprintf(os.Stderr, "supervisor: %v\n", rerr)
+		}
+	}
+	var s *supervisor
+	if err == nil {
+		s, err = newSupervisor(m, id)
+	}
 	if err != nil {
 		writeReport(report, err)
 		fmt.Fprintf(os.Stderr, "supervisor: %v\n", err)
 		return 1
 	}
 	return s.run(ctx, report)
+}
+
+// awaitContainerID reads the ID of the container to supervise from fd 4,
+// for a supervisor started ahead of its container (PrestartSupervisor).
+// ok is false when the starter closed the pipe without an ID: it did not
+// need this supervisor after all (the create failed, or it exited).
+func awaitContainerID() (id string, ok bool) {
+	f := os.NewFile(4, "container-id")
+	line, err := bufio.NewReader(f).ReadString('\n')
+	f.Close()
+	id = strings.TrimSuffix(line, "\n")
+	if err != nil || len(id) != 64 || !isHexString(id) {
+		return "", false
+	}
+	return id, true
+}
+
+// redirectOutput points this process's stdout and stderr at the file
+// path (appending), as Start does for a supervisor it spawns itself.
+func redirectOutput(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup3(int(f.Fd()), fd, 0); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func writeReport(f *os.File, err error) {
@@ -145,15 +203,17 @@ type frameData struct {
 	data   []byte
 }
 
-func newSupervisor(ctx context.Context, root, storeDir, id string) (*supervisor, error) {
+// openSupervisorManager opens the image store and the containers under
+// root for a supervisor.
+func openSupervisorManager(ctx context.Context, root, storeDir string) (*Manager, error) {
 	st, err := store.Open(ctx, storeDir)
 	if err != nil {
 		return nil, fmt.Errorf("open image store: %w", err)
 	}
-	m, err := NewManager(ctx, root, st)
-	if err != nil {
-		return nil, err
-	}
+	return NewManager(ctx, root, st)
+}
+
+func newSupervisor(m *Manager, id string) (*supervisor, error) {
 	dir := filepath.Join(m.containersDir(), id)
 	cfg, err := loadConfig(dir)
 	if err != nil {
@@ -206,7 +266,7 @@ func (s *supervisor) run(ctx context.Context, report *os.File) int {
 		err = s.startProcess(ctx)
 	}
 	if err != nil {
-		s.teardown(ctx)
+		s.teardown(ctx)()
 		s.logf("start: %v", err)
 		writeReport(report, err)
 		return 1
@@ -603,12 +663,21 @@ func (s *supervisor) destroyContainer(ctx context.Context) {
 	}
 }
 
-// teardown undoes everything: container, environment, log.
-func (s *supervisor) teardown(ctx context.Context) {
+// teardown undoes everything: container, environment, log. The veth
+// pairs are deleted by the returned function (see
+// Environment.TeardownKeepLinks).
+func (s *supervisor) teardown(ctx context.Context) (deleteLinks func()) {
+	deleteLinks = func() {}
 	s.destroyContainer(ctx)
 	if s.env != nil {
-		if err := s.env.Teardown(ctx); err != nil {
+		del, err := s.env.TeardownKeepLinks(ctx)
+		if err != nil {
 			s.logf("%v", err)
+		}
+		deleteLinks = func() {
+			if err := del(); err != nil {
+				s.logf("%v", err)
+			}
 		}
 	}
 	if s.ln != nil {
@@ -618,6 +687,7 @@ func (s *supervisor) teardown(ctx context.Context) {
 	if s.logw != nil {
 		_ = s.logw.Close()
 	}
+	return deleteLinks
 }
 
 // finish ends the supervisor after the container's final exit.
@@ -649,13 +719,33 @@ func (s *supervisor) finish(ctx context.Context) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	s.teardown(ctx)
+	deleteLinks := s.teardown(ctx)
+	if !s.cfg.AutoRemove {
+		// The container may start again at once, with pairs of the
+		// same names: they go before the supervisor lock does.
+		deleteLinks()
+		deleteLinks = func() {}
+	}
+	var trash string
 	if s.cfg.AutoRemove {
-		if err := s.m.removeStopped(ctx, s.id, true, s.lock); err != nil {
+		var err error
+		if trash, err = s.m.removeStoppedKeepTrash(ctx, s.id, true, s.lock); err != nil {
 			s.logf("auto remove: %v", err)
 		}
 	}
+	// Whoever waits for the removal (a foreground run --rm) goes on now:
+	// the container is gone for good, and deleting its files and veth
+	// pairs does not keep it waiting.
 	s.lock.Unlock()
+	deleteLinks()
+	if trash != "" {
+		if err := os.RemoveAll(trash); err != nil {
+			s.logf("auto remove: %v", err)
+		}
+	}
+	if s.cfg.AutoRemove {
+		s.m.pruneExitRecords()
+	}
 }
 
 // stop asks the container to stop: sig, then SIGKILL after timeout (<0:

@@ -101,6 +101,13 @@ type Target struct {
 	// Kernel is the running kernel's release ("6.1.0-18-amd64"); empty
 	// means every minKernel condition holds.
 	Kernel string
+	// Unsupported lists subarchitectures the running kernel cannot run
+	// (x32 on the many x86_64 kernels built or booted without it). They
+	// are left out of an archMap profile's filter: no syscall of theirs
+	// can reach the kernel's handlers, and each one costs libseccomp
+	// several milliseconds to compile at every container start. A
+	// profile's explicit "architectures" list is kept as written.
+	Unsupported []specs.Arch
 }
 
 // nativeArches maps Go's architecture names to libseccomp's.
@@ -141,8 +148,14 @@ func (p *Profile) Spec(t Target) (*specs.LinuxSeccomp, error) {
 			return nil, fmt.Errorf("seccomp profile: unknown architecture %q: %w", goarch, errdefs.ErrNotImplemented)
 		}
 		for _, a := range p.ArchMap {
-			if a.Arch == native {
-				s.Architectures = append(append(s.Architectures, a.Arch), a.SubArches...)
+			if a.Arch != native {
+				continue
+			}
+			s.Architectures = append(s.Architectures, a.Arch)
+			for _, sub := range a.SubArches {
+				if !slices.Contains(t.Unsupported, sub) {
+					s.Architectures = append(s.Architectures, sub)
+				}
 			}
 		}
 	}

@@ -72,6 +72,28 @@ func TestArchitectures(t *testing.T) {
 	if !slices.Equal(s.Architectures, want) {
 		t.Errorf("architectures %v, want %v", s.Architectures, want)
 	}
+	// A kernel without x32 gets no x32 filter; the native architecture
+	// is never dropped, nor is an explicit architectures list trimmed.
+	s, err = Default().Spec(Target{GOARCH: "amd64", Unsupported: []specs.Arch{specs.ArchX32, specs.ArchX86_64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []specs.Arch{specs.ArchX86_64, specs.ArchX86}
+	if !slices.Equal(s.Architectures, want) {
+		t.Errorf("without x32: architectures %v, want %v", s.Architectures, want)
+	}
+	custom, err := Parse([]byte(`{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X32"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = custom.Spec(Target{GOARCH: "amd64", Unsupported: []specs.Arch{specs.ArchX32}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []specs.Arch{specs.ArchX86_64, specs.ArchX32}
+	if !slices.Equal(s.Architectures, want) {
+		t.Errorf("explicit list: architectures %v, want %v", s.Architectures, want)
+	}
 	if _, err := Default().Spec(Target{GOARCH: "pdp11"}); !errors.Is(err, errdefs.ErrNotImplemented) {
 		t.Errorf("unknown arch: %v", err)
 	}
