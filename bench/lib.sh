@@ -170,16 +170,15 @@ stop_docker() {
 # exports BERTH (the binary) and BROOT ($work/berth, the data directory b
 # uses). --version stamps "git describe" into "berth version".
 # shellcheck disable=SC2120 # the argument is optional
+# build_berth builds berth as "make build" does (static, with the seccomp
+# tag: the binary users run) and installs it into $work/bin as "make
+# install" would. Running the linker's fresh output instead would make
+# the supervisors' resident sets depend on how the linker wrote the file
+# (its page cache folios), not on berth.
 build_berth() {
-	local ldflags=()
 	log "building berth"
-	if [ "${1:-}" = --version ]; then
-		local version
-		version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
-		ldflags=(-ldflags "-X github.com/berthsh/berth/internal/cli.version=$version")
-	fi
-	CGO_ENABLED=1 go build -trimpath -o "$work/bin/berth" "${ldflags[@]}" ./cmd/berth ||
-		die "go build ./cmd/berth failed"
+	make --no-print-directory -s build >&2 || die "make build failed"
+	install -D -m 0755 bin/berth "$work/bin/berth" || die "install bin/berth failed"
 	export BERTH=$work/bin/berth BROOT=$work/berth
 }
 

@@ -70,7 +70,7 @@ cleanup() {
 set_traps cleanup
 
 # --- berth ---------------------------------------------------------------
-build_berth --version
+build_berth
 export BERTH_SRC_ROOT=$work/berth-src
 
 # --- base tarball (same cache as internal/testutil.BaseTarball) -------------

@@ -91,7 +91,7 @@ set_traps on_exit
 
 # --- berth ---------------------------------------------------------------
 load_before=$(loadavg)
-build_berth --version
+build_berth
 
 # --- base tarballs (same cache as internal/testutil.BaseTarball) -----------
 minimal_tar=$(base_tarball minimal) || exit
@@ -304,7 +304,7 @@ for ((i = 0; i < ncontainers; i++)); do
 	id=$(b run -d bench/minimal:latest sleep 1000)
 	docker run -d --network "$docker_net" bench/minimal:latest sleep 1000 >/dev/null
 done
-sleep 2 # let every supervisor and shim settle
+sleep 5 # let every supervisor (it trims its memory 2 s after the start) and shim settle
 for id in $(b ps -q --no-trunc); do
 	pid=$(jq -r .SupervisorPid "$BROOT/containers/$id/state.json")
 	[ "$pid" -gt 0 ] || die "container $id has no supervisor pid"
