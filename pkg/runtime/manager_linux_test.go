@@ -3,10 +3,10 @@ package runtime
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -878,18 +878,17 @@ func testManagerPrestartSupervisor(t *testing.T, m *Manager) {
 // deleting the renamed files.
 func testManagerAutoRemoveFastPath(t *testing.T, m *Manager) {
 	ctx := t.Context()
-	cfg := testConfig("/bin/sh", "-c", "sleep 0.3")
+	cfg := testConfig("sleep", "60") // killed below
 	cfg.AutoRemove = true
 	cfg.Name = "fastpath"
 	c := mustStart(t, m, cfg)
-	cur, err := m.Get(ctx, c.Config.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// As the supervisor, which mounted it, sees it (a libcontainer
-	// goroutine of an earlier test may have left this process's main
-	// thread in another mount namespace).
-	mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", cur.State.SupervisorPid))
+	// From this thread: a goroutine that entered a container's mount
+	// namespace may have left the main thread of a process there (the
+	// runtime parks a locked main thread instead of ending it), so
+	// /proc/PID/mountinfo can show a container's mounts.
+	goruntime.LockOSThread()
+	mi, err := os.ReadFile("/proc/thread-self/mountinfo")
+	goruntime.UnlockOSThread()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -900,9 +899,18 @@ func testManagerAutoRemoveFastPath(t *testing.T, m *Manager) {
 		}
 	}
 	if !strings.Contains(line, "volatile") {
-		t.Errorf("the auto-removed container's root is not a volatile overlay: %q", line)
+		var related []string
+		for _, l := range strings.Split(string(mi), "\n") {
+			if strings.Contains(l, c.Config.ID[:12]) {
+				related = append(related, l)
+			}
+		}
+		t.Errorf("the auto-removed container's root is not a volatile overlay: %q (mounts naming it: %q)", line, related)
 	}
-	if code, err := m.Wait(ctx, c.Config.ID, WaitRemoved); err != nil || code != 0 {
+	if err := m.Kill(ctx, c.Config.ID, "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := m.Wait(ctx, c.Config.ID, WaitRemoved); err != nil || code != 137 {
 		t.Fatalf("wait removed: %d, %v", code, err)
 	}
 	if _, err := os.Stat(c.Dir); !os.IsNotExist(err) {
