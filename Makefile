@@ -4,7 +4,8 @@
 #   make test       install what the tests need (Debian packages, as root),
 #                   then gofmt, go vet and go test -race ./...
 #   make demo       install what the demo needs, then run scripts/demo.sh
-#   make install    copy bin/berth to $(PREFIX)/bin
+#   make install    copy bin/berth to $(PREFIX)/bin (and berth-restart.service
+#                   to /etc/systemd/system when that directory exists)
 
 GO        ?= go
 PREFIX    ?= /usr/local
@@ -24,6 +25,12 @@ build:
 
 install: build
 	install -D -m 0755 bin/berth $(DESTDIR)$(PREFIX)/bin/berth
+	@# The boot-time restart unit, where systemd is (not enabled).
+	@if [ -d $(DESTDIR)/etc/systemd/system ]; then \
+		sed 's|/usr/local/bin/berth|$(PREFIX)/bin/berth|' contrib/systemd/berth-restart.service > $(DESTDIR)/etc/systemd/system/berth-restart.service && \
+		chmod 0644 $(DESTDIR)/etc/systemd/system/berth-restart.service && \
+		echo "installed $(DESTDIR)/etc/systemd/system/berth-restart.service; enable it with: systemctl enable berth-restart.service"; \
+	fi
 
 # deps installs the Debian packages builds, tests and the demo use (only
 # when running as root; otherwise it says what is missing).

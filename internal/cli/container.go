@@ -127,14 +127,39 @@ func addTimeoutFlag(cmd *cobra.Command, timeout *int) {
 }
 
 func newStartCmd(g *globals) *cobra.Command {
-	var attach, interactive bool
+	var attach, interactive, all bool
 	var detachKeys string
+	var filters []string
 	cmd := &cobra.Command{
 		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Start one or more stopped containers",
-		Args:  argsBetween(1, -1),
+		Long: `Start one or more stopped containers.
+
+With --all, start every container that does not run, oldest first, except
+unless-stopped containers stopped with "berth stop" or "berth kill" (start
+those by name); --filter restart-policy=NAME (repeatable) limits it to
+those restart policies. At boot, berth-restart.service runs
+"berth start --all --filter restart-policy=always --filter restart-policy=unless-stopped".`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if all && len(args) > 0 {
+				return usageError{err: errors.New("--all starts every stopped container: give no container names with it"), cmd: cmd.CommandPath()}
+			}
+			if all {
+				return nil
+			}
+			return argsBetween(1, -1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if len(filters) > 0 && !all {
+				return usageErrorf("--filter needs --all")
+			}
+			if all {
+				if attach || interactive {
+					return usageErrorf("you cannot start and attach multiple containers at once")
+				}
+				return startAll(ctx, g, filters)
+			}
 			m, st, err := g.openManager(ctx)
 			if err != nil {
 				return err
@@ -158,7 +183,39 @@ func newStartCmd(g *globals) *cobra.Command {
 	f.BoolVarP(&attach, "attach", "a", false, "attach STDOUT/STDERR and forward signals")
 	f.BoolVarP(&interactive, "interactive", "i", false, "attach container's STDIN")
 	f.StringVar(&detachKeys, "detach-keys", "", "override the key sequence for detaching a container")
+	f.BoolVar(&all, "all", false, "start all containers that do not run")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "with --all: only containers matching a filter (restart-policy=NAME)")
 	return cmd
+}
+
+// startAll is "start --all": one line per started container (its name),
+// an error line per failure, exit 1 if any failed.
+func startAll(ctx context.Context, g *globals, filters []string) error {
+	opts, err := runtime.ParseStartAllFilters(filters)
+	if err != nil {
+		return usageErrorf("%s", message(err))
+	}
+	m, _, err := g.openManager(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := m.StartAll(ctx, opts)
+	failed := false
+	for _, r := range res {
+		if r.Err != nil {
+			failed = true
+			fmt.Fprintln(g.Err, "Error:", message(r.Err))
+			continue
+		}
+		fmt.Fprintln(g.Out, containerName(r.Container))
+	}
+	if err != nil {
+		return err
+	}
+	if failed {
+		return exitCodeError{code: exitFailure}
+	}
+	return nil
 }
 
 func newStopCmd(g *globals) *cobra.Command {

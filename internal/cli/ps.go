@@ -338,7 +338,7 @@ func newPsRow(c runtime.Container, r *commandResolver, trunc, size bool, now tim
 // psFilter is a parsed set of ps --filter values.
 type psFilter struct {
 	status, names, ids, ancestors, exited []string
-	health                                []string
+	health, restartPolicies               []string
 	labels                                map[string]*string
 	namesRE                               []*regexp.Regexp
 }
@@ -354,6 +354,15 @@ func healthStatus(st runtime.State) string {
 		return "none"
 	}
 	return st.Health.Status
+}
+
+// restartPolicyName is c's restart policy name for the restart-policy
+// filter.
+func restartPolicyName(c runtime.Container) string {
+	if c.Config.RestartPolicy.Name == "" {
+		return runtime.RestartNo
+	}
+	return c.Config.RestartPolicy.Name
 }
 
 func parsePsFilter(args []string) (psFilter, error) {
@@ -390,6 +399,11 @@ func parsePsFilter(args []string) (psFilter, error) {
 				return f, usageErrorf("invalid filter 'health=%s': want one of %s", v, strings.Join(psHealths, ", "))
 			}
 			f.health = append(f.health, v)
+		case "restart-policy":
+			if err := runtime.CheckRestartPolicyName(v); err != nil {
+				return f, usageErrorf("invalid filter 'restart-policy=%s': want one of no, always, on-failure, unless-stopped", v)
+			}
+			f.restartPolicies = append(f.restartPolicies, v)
 		case "label":
 			if f.labels == nil {
 				f.labels = map[string]*string{}
@@ -434,6 +448,9 @@ func (f psFilter) match(c runtime.Container) bool {
 	if len(f.health) > 0 && !slices.Contains(f.health, healthStatus(c.State)) {
 		return false
 	}
+	if len(f.restartPolicies) > 0 && !slices.Contains(f.restartPolicies, restartPolicyName(c)) {
+		return false
+	}
 	if len(f.namesRE) > 0 && !slices.ContainsFunc(f.namesRE, func(re *regexp.Regexp) bool { return re.MatchString(containerName(c)) }) {
 		return false
 	}
@@ -467,7 +484,8 @@ func newPsCmd(g *globals, use string) *cobra.Command {
 		Short: "List containers",
 		Long: `List running containers (all with -a), newest first. Filters: status=,
 name= (regular expression), id= (prefix), label=KEY[=VALUE], ancestor=IMAGE,
-exited=CODE, health=starting|healthy|unhealthy|none.`,
+exited=CODE, health=starting|healthy|unhealthy|none,
+restart-policy=no|always|on-failure|unless-stopped.`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			flt, err := parsePsFilter(filters)

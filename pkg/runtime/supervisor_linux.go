@@ -279,7 +279,8 @@ func (s *supervisor) run(ctx context.Context, report *os.File) int {
 	s.startHealth()
 
 	// Stopped itself (host shutdown), the supervisor stops its container
-	// as "berth stop" would.
+	// as "berth stop" would, but records no stop request: as in docker,
+	// an unless-stopped container comes back at boot (StartAll).
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
@@ -292,7 +293,7 @@ func (s *supervisor) run(ctx context.Context, report *os.File) int {
 			if s.cfg.StopTimeout != nil {
 				timeout = time.Duration(*s.cfg.StopTimeout) * time.Second
 			}
-			go func() { _ = s.stop(sig, timeout) }()
+			go func() { _ = s.stopAs(sig, timeout, false) }()
 		}
 	}()
 	go s.serve()
@@ -751,12 +752,20 @@ func (s *supervisor) finish(ctx context.Context) {
 // stop asks the container to stop: sig, then SIGKILL after timeout (<0:
 // never), and waits until it exited.
 func (s *supervisor) stop(sig syscall.Signal, timeout time.Duration) error {
+	return s.stopAs(sig, timeout, true)
+}
+
+// stopAs is stop; byUser records the stop request in the state, which
+// keeps an unless-stopped container stopped at the next boot.
+func (s *supervisor) stopAs(sig syscall.Signal, timeout time.Duration, byUser bool) error {
 	s.mu.Lock()
 	s.stopRequested = true
 	s.stopOnce.Do(func() { close(s.stopCh) })
 	running, c, exited, restarting := s.running, s.c, s.runExited, s.restarting
 	s.mu.Unlock()
-	s.updateState(func(st *State) { st.StopRequested = true })
+	if byUser {
+		s.updateState(func(st *State) { st.StopRequested = true })
+	}
 	if !running || c == nil {
 		if restarting {
 			// The restart is cancelled; wait for the final state.
