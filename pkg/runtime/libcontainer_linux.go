@@ -279,6 +279,9 @@ func (c *RuncContainer) run(ctx context.Context, p *Process, sp *specs.Process, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// The process joins the container's cgroup in a few milliseconds:
+	// start the kernel's grace period for that now (warmCgroupAttach).
+	go warmCgroupAttach()
 	lp, err := newProcess(sp, stdio, init)
 	if err != nil {
 		return nil, err
