@@ -92,6 +92,9 @@ type runSpec struct {
 
 // sandbox runs the command and returns the layer of its changes.
 func (b *builder) sandbox(ctx context.Context, st *stageState, step dockerfile.Step, rs runSpec, ev Event) (cacheEntry, error) {
+	// The sandbox joins its cgroup once its root is mounted: start the
+	// kernel's grace period for that now.
+	go runtime.WarmCgroupAttach()
 	dir, err := b.tempDir("run")
 	if err != nil {
 		return cacheEntry{}, err

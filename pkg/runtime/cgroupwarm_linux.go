@@ -7,7 +7,7 @@ import (
 	"github.com/opencontainers/cgroups"
 )
 
-// warmCgroupAttach moves this process into the cgroup it is already in:
+// WarmCgroupAttach moves this process into the cgroup it is already in:
 // a no-op move that takes the kernel's cgroup_threadgroup_rwsem for
 // writing. The first writer to that lock waits for an RCU grace period
 // (6–10 ms here) and writers within about one more grace period after it
@@ -16,8 +16,10 @@ import (
 // instead of adding it to every start. Kernels mounted with favordynmods
 // never wait; there this costs one cheap write. Errors are ignored: a
 // process that may not write its own cgroup (rootless, read-only
-// cgroupfs) just loses the overlap.
-func warmCgroupAttach() {
+// cgroupfs) just loses the overlap. RuncContainer's Start and Exec call
+// it; callers that know earlier that a container will start (a
+// supervisor, a build's RUN step) call it sooner, in a goroutine.
+func WarmCgroupAttach() {
 	path := ownCgroupProcs()
 	if path == "" {
 		return

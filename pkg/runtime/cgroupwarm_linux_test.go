@@ -14,7 +14,7 @@ import (
 )
 
 // ownCgroupProcs names the cgroup.procs file that lists this process, and
-// warmCgroupAttach leaves the process where it was.
+// WarmCgroupAttach leaves the process where it was.
 func TestWarmCgroupAttach(t *testing.T) {
 	path := ownCgroupProcs()
 	if path == "" {
@@ -35,13 +35,13 @@ func TestWarmCgroupAttach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	warmCgroupAttach()
+	WarmCgroupAttach()
 	after, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(before) != string(after) {
-		t.Errorf("warmCgroupAttach moved the process:\nbefore %s\nafter %s", before, after)
+		t.Errorf("WarmCgroupAttach moved the process:\nbefore %s\nafter %s", before, after)
 	}
 	if !slices.Contains(procs(), strconv.Itoa(os.Getpid())) {
 		t.Errorf("%s no longer lists this process", path)

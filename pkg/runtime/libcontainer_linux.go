@@ -280,8 +280,8 @@ func (c *RuncContainer) run(ctx context.Context, p *Process, sp *specs.Process, 
 		return nil, err
 	}
 	// The process joins the container's cgroup in a few milliseconds:
-	// start the kernel's grace period for that now (warmCgroupAttach).
-	go warmCgroupAttach()
+	// start the kernel's grace period for that now (WarmCgroupAttach).
+	go WarmCgroupAttach()
 	lp, err := newProcess(sp, stdio, init)
 	if err != nil {
 		return nil, err

@@ -72,8 +72,8 @@ func superviseMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "supervisor: set child subreaper: %v\n", err)
 	}
 	// The container's init joins its cgroup in a few milliseconds: start
-	// the kernel's grace period for that now (see warmCgroupAttach).
-	go warmCgroupAttach()
+	// the kernel's grace period for that now (see WarmCgroupAttach).
+	go WarmCgroupAttach()
 	ctx := context.Background()
 	id := fs.Arg(0)
 	var idc chan string
