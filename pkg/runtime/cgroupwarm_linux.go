@@ -3,6 +3,7 @@ package runtime
 import (
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/opencontainers/cgroups"
 )
@@ -20,12 +21,17 @@ import (
 // it; callers that know earlier that a container will start (a
 // supervisor, a build's RUN step) call it sooner, in a goroutine.
 func WarmCgroupAttach() {
-	path := ownCgroupProcs()
+	path := ownCgroupProcsOnce()
 	if path == "" {
 		return
 	}
 	_ = os.WriteFile(path, []byte("0"), 0)
 }
+
+// ownCgroupProcsOnce is ownCgroupProcs, worked out once per process (it
+// reads mountinfo; the move WarmCgroupAttach makes keeps the process
+// where it is).
+var ownCgroupProcsOnce = sync.OnceValue(ownCgroupProcs)
 
 // ownCgroupProcs is the cgroup.procs file of this process's cgroup: in the
 // unified hierarchy on cgroup v2, else in the pids (or any) v1 hierarchy.

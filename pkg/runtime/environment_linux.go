@@ -20,6 +20,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/berthsh/berth/internal/flock"
 	"github.com/berthsh/berth/pkg/errdefs"
@@ -152,11 +153,12 @@ func PrepareEnvironment(ctx context.Context, p EnvParams) (_ *Environment, err e
 	}
 	var rootfsPath string
 	if cfg.AutoRemove {
-		// Its writes are deleted with it: a volatile overlay (Linux
-		// 5.10) skips syncing them at every unmount and sync(2).
+		// Its writes are deleted with it: a volatile overlay skips
+		// syncing them at every unmount and sync(2). Kernels before
+		// 5.10 reject the option (EINVAL): mount without it there.
 		rootfsPath, err = MountRootfs(ctx, p.Dir, lowers, rootfs.WithMountOptions("volatile"))
 	}
-	if !cfg.AutoRemove || err != nil {
+	if !cfg.AutoRemove || errors.Is(err, unix.EINVAL) {
 		rootfsPath, err = MountRootfs(ctx, p.Dir, lowers)
 	}
 	if err != nil {

@@ -725,14 +725,12 @@ func (s *supervisor) finish(ctx context.Context) {
 		// The container may start again at once, with pairs of the
 		// same names: they go before the supervisor lock does.
 		deleteLinks()
-		deleteLinks = func() {}
+		s.lock.Unlock()
+		return
 	}
-	var trash string
-	if s.cfg.AutoRemove {
-		var err error
-		if trash, err = s.m.removeStoppedKeepTrash(ctx, s.id, true, s.lock); err != nil {
-			s.logf("auto remove: %v", err)
-		}
+	trash, err := s.m.removeStoppedKeepTrash(ctx, s.id, true, s.lock)
+	if err != nil {
+		s.logf("auto remove: %v", err)
 	}
 	// Whoever waits for the removal (a foreground run --rm) goes on now:
 	// the container is gone for good, and deleting its files and veth
@@ -744,9 +742,7 @@ func (s *supervisor) finish(ctx context.Context) {
 			s.logf("auto remove: %v", err)
 		}
 	}
-	if s.cfg.AutoRemove {
-		s.m.pruneExitRecords()
-	}
+	s.m.pruneExitRecords()
 }
 
 // stop asks the container to stop: sig, then SIGKILL after timeout (<0:
